@@ -1,0 +1,47 @@
+# The two commands a new user needs:  make demo  (the whole story on this machine)
+#                                     make test  (every test tier this machine can run)
+# Both create .venv/ and install the project the first time, and skip that when done.
+
+SHELL  := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export OMP_WAIT_POLICY := PASSIVE
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: install demo demo-down test test-fast lint format clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m cluster up
+	. <($(BIN)/python -m cluster env) && $(BIN)/ray job submit --address http://127.0.0.1:8265 \
+	  --working-dir . -- python -m jobs.pull_model --config jobs/configs/pull/smollm2.yaml
+	$(BIN)/python -m cluster status
+
+demo-down: $(STAMP)
+	$(BIN)/python -m cluster down
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration and not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

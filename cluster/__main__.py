@@ -1,0 +1,55 @@
+"""``python -m cluster up | down | status | env | import-jobs``: the local cluster's commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cluster.local import ClusterError, LocalCluster
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cluster", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up", help="start the local Ray head (idempotent)")
+    sub.add_parser("down", help="stop this cluster's processes (only this cluster)")
+    sub.add_parser("status", help="nodes, resources, jobs and Serve apps")
+    sub.add_parser("env", help='print the exports a shell needs: eval "$(python -m cluster env)"')
+    sub.add_parser("import-jobs", help="add jobs run by hand to the usage ledger")
+    args = parser.parse_args(argv)
+    cluster = LocalCluster.from_env()
+    try:
+        if args.cmd == "up":
+            info = cluster.up()
+            if info["already_up"]:
+                print(f"cluster already up: dashboard and Jobs API at {cluster.dashboard_url}")
+            else:
+                print(
+                    f"cluster up in {info['start_seconds']} s: dashboard and Jobs API at "
+                    f"{cluster.dashboard_url}, GCS port {cluster.gcs_port}, "
+                    f"{cluster.num_cpus} CPUs, token auth on ({cluster.token_path})"
+                )
+            print('for the ray CLI in this shell: eval "$(python -m cluster env)"')
+        elif args.cmd == "down":
+            n = cluster.down()
+            print(f"cluster down: stopped {n} processes" if n else "cluster was not running")
+        elif args.cmd == "status":
+            from cluster.status import render_status
+
+            print(render_status(cluster))
+            return 0 if cluster.is_up() else 3
+        elif args.cmd == "env":
+            for key, value in cluster.client_env().items():
+                print(f"export {key}={value}")
+        elif args.cmd == "import-jobs":
+            from cluster.status import import_jobs
+
+            print(f"imported {import_jobs(cluster)} finished jobs into the ledger")
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

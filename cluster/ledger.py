@@ -1,0 +1,285 @@
+"""The usage ledger: which workload held which resources, when, on which accelerator type.
+
+Every job records itself (on success and on failure); the Serve app records replica-hours while
+it runs; :meth:`Ledger.import_ray_jobs` adds jobs that were run by hand from Ray's job list. The
+cost report reads it back. It is SQLite by default (``<root>/.cluster/ledger.db``); when several
+nodes write, point ``ONPREM_LEDGER_URL`` at Postgres (any SQLAlchemy URL).
+
+Hours are wall-clock hours times the amount held: ``gpu_hours = gpus * hours``,
+``node_hours = nodes * hours`` where ``nodes`` is the number of nodes the workload occupied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from cluster import paths
+
+KINDS = ("pull", "finetune", "evaluate", "serve", "bench", "cost", "other")
+# `python -m jobs.<module>` → workload kind, for jobs imported from Ray's job list.
+_ENTRYPOINT_KINDS = {
+    "pull_model": "pull",
+    "finetune": "finetune",
+    "evaluate": "evaluate",
+    "bench_serve": "bench",
+    "cost_report": "cost",
+}
+
+_meta = sa.MetaData()
+workloads = sa.Table(
+    "workloads",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("submission_id", sa.String(200), unique=True, nullable=True),
+    sa.Column("ray_job_id", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # self | ray-import
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("ended_at", sa.DateTime, nullable=True),
+    sa.Column("meta", sa.Text, nullable=False, default="{}"),
+)
+allocations = sa.Table(
+    "allocations",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workload_id", sa.ForeignKey("workloads.id"), nullable=False, index=True),
+    sa.Column("accelerator_type", sa.String(64), nullable=False),
+    sa.Column("gpus", sa.Float, nullable=False),
+    sa.Column("cpus", sa.Float, nullable=False),
+    sa.Column("nodes", sa.Float, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("ended_at", sa.DateTime, nullable=False),
+    sa.Column("hours", sa.Float, nullable=False),
+    sa.Column("gpu_hours", sa.Float, nullable=False),
+    sa.Column("cpu_hours", sa.Float, nullable=False),
+    sa.Column("node_hours", sa.Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Resources a workload held on one accelerator type."""
+
+    accelerator_type: str
+    gpus: float = 0.0
+    cpus: float = 0.0
+    nodes: float = 1.0
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Ledger:
+    """Read and write usage records. Safe for several processes on one SQLite file."""
+
+    def __init__(self, url: str | None = None):
+        self.url = url or paths.ledger_url()
+        if self.url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = sa.create_engine(self.url, connect_args={"timeout": 30})
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+        _meta.create_all(self.engine)
+
+    # -- writing -------------------------------------------------------------------------------
+    def start(
+        self,
+        kind: str,
+        name: str,
+        *,
+        submission_id: str | None = None,
+        ray_job_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+        started_at: dt.datetime | None = None,
+        source: str = "self",
+    ) -> int:
+        """Open a workload record (status RUNNING) and return its id."""
+        if kind not in KINDS:
+            raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        with self.engine.begin() as conn:
+            if submission_id:
+                existing = conn.execute(
+                    sa.select(workloads.c.id).where(workloads.c.submission_id == submission_id)
+                ).scalar()
+                if existing is not None:  # a retried driver: keep one record
+                    return int(existing)
+            result = conn.execute(
+                workloads.insert().values(
+                    kind=kind,
+                    name=name,
+                    submission_id=submission_id,
+                    ray_job_id=ray_job_id,
+                    status="RUNNING",
+                    source=source,
+                    started_at=started_at or utcnow(),
+                    meta=json.dumps(meta or {}, default=str),
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def add_allocation(
+        self,
+        workload_id: int,
+        alloc: Allocation,
+        started_at: dt.datetime,
+        ended_at: dt.datetime,
+    ) -> None:
+        """Record that ``workload_id`` held ``alloc`` from ``started_at`` to ``ended_at``."""
+        hours = max((ended_at - started_at).total_seconds(), 0.0) / 3600.0
+        with self.engine.begin() as conn:
+            conn.execute(
+                allocations.insert().values(
+                    workload_id=workload_id,
+                    accelerator_type=alloc.accelerator_type,
+                    gpus=alloc.gpus,
+                    cpus=alloc.cpus,
+                    nodes=alloc.nodes,
+                    started_at=started_at,
+                    ended_at=ended_at,
+                    hours=hours,
+                    gpu_hours=alloc.gpus * hours,
+                    cpu_hours=alloc.cpus * hours,
+                    node_hours=alloc.nodes * hours,
+                )
+            )
+
+    def finish(
+        self,
+        workload_id: int,
+        status: str,
+        allocs: Iterable[Allocation] = (),
+        *,
+        ended_at: dt.datetime | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Close a workload: set status and end, and add what it held over its whole life."""
+        ended_at = ended_at or utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(workloads.c.started_at, workloads.c.meta).where(
+                    workloads.c.id == workload_id
+                )
+            ).one()
+            merged = {**json.loads(row.meta or "{}"), **(meta or {})}
+            conn.execute(
+                workloads.update()
+                .where(workloads.c.id == workload_id)
+                .values(status=status, ended_at=ended_at, meta=json.dumps(merged, default=str))
+            )
+        for alloc in allocs:
+            self.add_allocation(workload_id, alloc, row.started_at, ended_at)
+
+    # -- reading -------------------------------------------------------------------------------
+    def workloads(self, kind: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(workloads).order_by(workloads.c.id)
+        if kind:
+            query = query.where(workloads.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def usage(
+        self, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Allocation rows joined with their workload, clipped to ``[since, until)``."""
+        query = sa.select(
+            workloads.c.kind,
+            workloads.c.name,
+            workloads.c.status,
+            workloads.c.submission_id,
+            allocations,
+        ).join(workloads, allocations.c.workload_id == workloads.c.id)
+        if since:
+            query = query.where(allocations.c.ended_at > since)
+        if until:
+            query = query.where(allocations.c.started_at < until)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query.order_by(allocations.c.id))]
+        for row in rows:
+            start = max(row["started_at"], since) if since else row["started_at"]
+            end = min(row["ended_at"], until) if until else row["ended_at"]
+            hours = max((end - start).total_seconds(), 0.0) / 3600.0
+            row.update(
+                hours=hours,
+                gpu_hours=row["gpus"] * hours,
+                cpu_hours=row["cpus"] * hours,
+                node_hours=row["nodes"] * hours,
+            )
+        return rows
+
+    # -- importing -----------------------------------------------------------------------------
+    def import_ray_jobs(self, jobs: Iterable[Any], default_accelerator: str = "CPU") -> int:
+        """Add finished Ray jobs (``JobSubmissionClient.list_jobs()``) that are not recorded yet.
+
+        A job that recorded itself is matched by submission id and only has its status and end
+        time filled in if its driver died before it could close its own record. Returns how
+        many workloads were added.
+        """
+        added = 0
+        for job in jobs:
+            sid = getattr(job, "submission_id", None)
+            if not sid or job.start_time is None or job.end_time is None:
+                continue  # still running, or not a submitted job
+            status = str(getattr(job.status, "value", job.status))
+            start = dt.datetime.fromtimestamp(job.start_time / 1000, dt.UTC).replace(tzinfo=None)
+            end = dt.datetime.fromtimestamp(job.end_time / 1000, dt.UTC).replace(tzinfo=None)
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    sa.select(workloads.c.id, workloads.c.status).where(
+                        workloads.c.submission_id == sid
+                    )
+                ).first()
+                if row is not None:
+                    if row.status == "RUNNING":
+                        conn.execute(
+                            workloads.update()
+                            .where(workloads.c.id == row.id)
+                            .values(status=status, ended_at=end)
+                        )
+                    continue
+            meta = dict(job.metadata or {})
+            kind = meta.get("kind") or kind_from_entrypoint(job.entrypoint or "")
+            wid = self.start(
+                kind if kind in KINDS else "other",
+                meta.get("name") or sid,
+                submission_id=sid,
+                ray_job_id=getattr(job, "job_id", None),
+                meta={"entrypoint": job.entrypoint, **meta},
+                started_at=start,
+                source="ray-import",
+            )
+            alloc = Allocation(
+                accelerator_type=meta.get("accelerator_type", default_accelerator),
+                # JobDetails does not carry the entrypoint's resources: our submit helper puts
+                # them in the metadata; a job run by hand counts as its driver's one CPU.
+                gpus=float(meta.get("gpus") or 0),
+                cpus=float(meta.get("cpus") or 1),
+                nodes=float(meta.get("nodes", 1)),
+            )
+            self.finish(wid, status, [alloc], ended_at=end)
+            added += 1
+        return added
+
+
+def kind_from_entrypoint(entrypoint: str) -> str:
+    match = re.search(r"-m\s+jobs\.(\w+)", entrypoint)
+    return _ENTRYPOINT_KINDS.get(match.group(1), "other") if match else "other"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

@@ -1,0 +1,166 @@
+"""The store itself: look models up, install them atomically, verify their checksums."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from cluster import paths
+from cluster.store.manifest import MANIFEST, Manifest, verify_files
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+class StoreError(RuntimeError):
+    """A store operation that cannot go on; the message says what and how to fix it."""
+
+
+def check_name(name: str) -> str | None:
+    """Why ``name`` cannot be a store name, or None if it can."""
+    if not NAME_RE.match(name):
+        return (
+            "must be 1-100 lowercase letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit"
+        )
+    return None
+
+
+class ModelStore:
+    """Models in HF format under ``root/<name>/``, each with ``manifest.json``."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root).resolve() if root else paths.store_dir()
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def has(self, name: str) -> bool:
+        return (self.path(name) / MANIFEST).is_file()
+
+    def manifest(self, name: str) -> Manifest | None:
+        return Manifest.read(self.path(name)) if self.has(name) else None
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).is_file())
+
+    def resolve(self, ref: str) -> Path:
+        """A model folder from a store name or a path to an HF model folder."""
+        if self.has(ref):
+            return self.path(ref)
+        candidate = Path(ref).expanduser()
+        if (candidate / "config.json").is_file():
+            return candidate.resolve()
+        known = ", ".join(self.names()) or "(the store is empty)"
+        raise StoreError(
+            f"model {ref!r} is neither in the model store at {self.root} nor a folder with "
+            f"config.json. Fix: pull it first (python -m jobs.pull_model --config "
+            f"jobs/configs/pull/smollm2.yaml) or use one of: {known}"
+        )
+
+    def verify(self, name: str) -> list[str]:
+        """Re-check every file against the manifest; the differences, or [] when intact."""
+        manifest = self.manifest(name)
+        if manifest is None:
+            raise StoreError(f"model {name!r} is not in the store at {self.root}")
+        return verify_files(self.path(name), manifest)
+
+    @contextlib.contextmanager
+    def staging(self, name: str) -> Iterator[Path]:
+        """A temporary folder inside the store (same filesystem, so rename is atomic) that is
+        removed whatever happens; use :meth:`commit` to move it into place."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def commit(self, staged: Path, name: str) -> Path:
+        """Move a complete staged folder to ``root/name``, replacing any previous version only
+        once the new one is whole. A crash leaves either the old or the new model, never half."""
+        if not (staged / MANIFEST).is_file():
+            raise StoreError(f"refusing to install {name!r}: the staged folder has no manifest")
+        final = self.path(name)
+        old = None
+        if final.exists():
+            old = self.root / f".old-{name}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, old)
+        try:
+            os.replace(staged, final)
+        except BaseException:
+            if old is not None:
+                os.replace(old, final)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def install(self, name: str, build: Callable[[Path], Manifest]) -> Manifest:
+        """Build a model into a staging folder with ``build`` and commit it atomically."""
+        with self.staging(name) as tmp:
+            manifest = build(tmp)
+            manifest.write(tmp)
+            self.commit(tmp, name)
+        return manifest
+
+    def remove(self, name: str) -> None:
+        if self.has(name):
+            shutil.rmtree(self.path(name))
+
+    def sweep(self) -> list[str]:
+        """Remove staging leftovers of killed pulls; returns what was removed."""
+        gone = []
+        if self.root.is_dir():
+            for p in self.root.iterdir():
+                if p.name.startswith((".tmp-", ".old-")):
+                    shutil.rmtree(p, ignore_errors=True)
+                    gone.append(p.name)
+        return gone
+
+
+def describe_hf_folder(folder: Path) -> dict[str, object]:
+    """Architecture, dtype and parameter count of an HF model folder, from its config and the
+    safetensors headers (no weights are loaded)."""
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise StoreError(
+            f"{folder} has no config.json, so it is not a Hugging Face model folder. Fix: point "
+            "the source at the folder that holds config.json and the weights, or at a .gguf file"
+        )
+    config = json.loads(config_path.read_text())
+    weights = [p for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES]
+    if not weights:
+        raise StoreError(
+            f"{folder} has config.json but no weights (*.safetensors or *.bin). Fix: include "
+            "the weight files in the source"
+        )
+    params = None
+    shards = [p for p in weights if p.suffix == ".safetensors"]
+    if shards:
+        from safetensors import safe_open
+
+        params = 0
+        for shard in shards:
+            with safe_open(str(shard), framework="pt") as fh:
+                for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    shape = fh.get_slice(key).get_shape()
+                    count = 1
+                    for dim in shape:
+                        count *= dim
+                    params += count
+    archs = config.get("architectures") or [config.get("model_type")]
+    return {
+        "architecture": archs[0] if archs else None,
+        "dtype": config.get("dtype") or config.get("torch_dtype"),
+        "parameters": params,
+    }

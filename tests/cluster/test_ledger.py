@@ -1,0 +1,139 @@
+import datetime as dt
+
+import pytest
+from ray.job_submission import JobDetails, JobStatus, JobType
+
+from cluster.ledger import Allocation, Ledger, kind_from_entrypoint
+from cluster.usage import submission_id, track
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+
+
+T0 = dt.datetime(2026, 1, 1, 10, 0, 0)
+
+
+def test_hours_are_amount_times_wall_time(ledger):
+    wid = ledger.start("finetune", "run-a", started_at=T0)
+    ledger.finish(
+        wid,
+        "SUCCEEDED",
+        [
+            Allocation("H100", gpus=8, cpus=32, nodes=1),
+            Allocation("L40S", gpus=4, cpus=16, nodes=1),
+        ],
+        ended_at=T0 + dt.timedelta(minutes=90),
+    )
+    rows = {r["accelerator_type"]: r for r in ledger.usage()}
+    assert rows["H100"]["gpu_hours"] == pytest.approx(12.0)
+    assert rows["H100"]["node_hours"] == pytest.approx(1.5)
+    assert rows["L40S"]["cpu_hours"] == pytest.approx(24.0)
+    assert ledger.workloads()[0]["status"] == "SUCCEEDED"
+
+
+def test_usage_is_clipped_to_the_period(ledger):
+    wid = ledger.start("serve", "app", started_at=T0)
+    ledger.finish(
+        wid, "SUCCEEDED", [Allocation("CPU", cpus=2, nodes=1)], ended_at=T0 + dt.timedelta(hours=4)
+    )
+    rows = ledger.usage(since=T0 + dt.timedelta(hours=1), until=T0 + dt.timedelta(hours=2))
+    assert rows[0]["hours"] == pytest.approx(1.0) and rows[0]["cpu_hours"] == pytest.approx(2.0)
+    assert ledger.usage(since=T0 + dt.timedelta(hours=5)) == []
+
+
+def test_unknown_kind_is_refused(ledger):
+    with pytest.raises(ValueError, match="kind 'training' is not one of"):
+        ledger.start("training", "x")
+
+
+def test_track_records_success_and_failure(ledger, monkeypatch):
+    monkeypatch.setenv(
+        "RAY_JOB_CONFIG_JSON_ENV_VAR", '{"metadata": {"job_submission_id": "pull-123"}}'
+    )
+    assert submission_id() == "pull-123"
+    with track("pull", "m1", ledger=ledger):
+        pass
+    monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    with pytest.raises(RuntimeError), track("pull", "m2", ledger=ledger):
+        raise RuntimeError("boom")
+    rows = ledger.workloads()
+    assert [(r["name"], r["status"], r["submission_id"]) for r in rows] == [
+        ("m1", "SUCCEEDED", "pull-123"),
+        ("m2", "FAILED", None),
+    ]
+    assert all(u["cpus"] == 1.0 for u in ledger.usage())
+
+
+def test_track_survives_a_broken_ledger(tmp_path):
+    broken = tmp_path / "ro"
+    broken.mkdir()
+    broken.chmod(0o500)
+
+    class Broken(Ledger):
+        def start(self, *a, **k):
+            raise OSError("read-only")
+
+    with track("pull", "m", ledger=Broken(f"sqlite:///{tmp_path / 'x.db'}")) as run:
+        assert run.workload_id is None
+
+
+def _job(
+    sid, entrypoint, status=JobStatus.SUCCEEDED, start=1_767_261_600_000, secs=600, metadata=None
+):
+    return JobDetails(
+        type=JobType.SUBMISSION,
+        submission_id=sid,
+        job_id="02000000",
+        entrypoint=entrypoint,
+        status=status,
+        start_time=start,
+        end_time=start + secs * 1000 if status.is_terminal() else None,
+        metadata=metadata or {},
+    )
+
+
+def test_import_adds_hand_run_jobs_once_and_skips_self_recorded(ledger):
+    ledger.finish(ledger.start("pull", "m", submission_id="mine"), "SUCCEEDED")
+    jobs = [
+        _job("mine", "python -m jobs.pull_model --config x"),
+        _job("by-hand", "python -m jobs.finetune --config y", metadata={"cpus": "2"}),
+        _job("bare", "python -m jobs.evaluate --config z"),
+        _job("running", "python -m jobs.evaluate", status=JobStatus.RUNNING),
+        _job(
+            "other",
+            "python train.py",
+            status=JobStatus.FAILED,
+            metadata={"accelerator_type": "H100", "gpus": "8", "nodes": "1"},
+        ),
+    ]
+    assert ledger.import_ray_jobs(jobs) == 3
+    assert ledger.import_ray_jobs(jobs) == 0
+    rows = {r["submission_id"]: r for r in ledger.workloads()}
+    assert rows["by-hand"]["kind"] == "finetune" and rows["by-hand"]["source"] == "ray-import"
+    assert rows["other"]["kind"] == "other" and rows["other"]["status"] == "FAILED"
+    use = {r["submission_id"]: r for r in ledger.usage()}
+    assert use["by-hand"]["cpu_hours"] == pytest.approx(2 * 600 / 3600)
+    assert use["other"]["gpu_hours"] == pytest.approx(8 * 600 / 3600)
+    assert use["bare"]["cpu_hours"] == pytest.approx(600 / 3600)  # the driver's one CPU
+    assert "running" not in rows
+
+
+def test_import_closes_a_record_whose_driver_died(ledger):
+    ledger.start("finetune", "r", submission_id="died")
+    ledger.import_ray_jobs([_job("died", "python -m jobs.finetune", status=JobStatus.FAILED)])
+    assert ledger.workloads()[0]["status"] == "FAILED"
+
+
+@pytest.mark.parametrize(
+    ("entry", "kind"),
+    [
+        ("python -m jobs.pull_model --config a", "pull"),
+        ("python -m jobs.bench_serve", "bench"),
+        ("python -m jobs.cost_report", "cost"),
+        ("python x.py", "other"),
+    ],
+)
+def test_kind_from_entrypoint(entry, kind):
+    assert kind_from_entrypoint(entry) == kind

@@ -1,0 +1,132 @@
+"""Test tiers (strict markers): unmarked = unit (no Ray: ``ray.init`` raises), ``integration``
+(one real local Ray cluster for the whole session), ``slow`` (the real SmolLM2 model), ``gpu``
+(skipped without CUDA). ``make test`` runs every tier this machine can run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ASSETS = Path(__file__).with_name("assets")
+TEST_PORTS = {
+    "ONPREM_GCS_PORT": "6391",
+    "ONPREM_DASHBOARD_PORT": "8266",
+    "ONPREM_CLIENT_PORT": "9102",
+    "ONPREM_AGENT_PORT": "52366",
+}
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_in_unit_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Unit tests must not start or join a Ray cluster by accident."""
+    if any(m in request.node.keywords for m in ("integration", "slow", "gpu")):
+        yield
+        return
+    import ray
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("unit tests must not call ray.init; mark the test integration")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    yield
+
+
+@pytest.fixture
+def platform_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty platform root (store, runs, reports, ledger) for one test."""
+    monkeypatch.setenv("ONPREM_ROOT", str(tmp_path))
+    for var in (
+        "ONPREM_STORE",
+        "ONPREM_RUNS",
+        "ONPREM_REPORTS",
+        "ONPREM_STATE",
+        "ONPREM_LEDGER_URL",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def build_tiny_model(dest: Path, seed: int = 0) -> Path:
+    """A 1-layer random-init Llama with the tiny tokenizer, saved as an HF folder."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    src = ASSETS / "tiny-llama"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy(src / f, dest / f)
+    torch.manual_seed(seed)
+    config = AutoConfig.from_pretrained(src)
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The real SmolLM2-135M-Instruct in the project's model store, pulled once (~30 s)."""
+    store = REPO / "models"
+    target = store / "smollm2-135m-instruct"
+    if not (target / "manifest.json").is_file():
+        env = {**os.environ, "ONPREM_STORE": str(store)}
+        subprocess.run(
+            [sys.executable, "-m", "jobs.pull_model", "--config", "jobs/configs/pull/smollm2.yaml"],
+            cwd=REPO,
+            env=env,
+            check=True,
+        )
+    return target
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """One real local Ray head (test ports, its own root) for every integration test."""
+    from cluster.local import LocalCluster
+
+    root = tmp_path_factory.mktemp("platform")
+    saved = {k: os.environ.get(k) for k in [*TEST_PORTS, "ONPREM_ROOT"]}
+    os.environ.update(TEST_PORTS)
+    os.environ["ONPREM_ROOT"] = str(root)
+    cluster = LocalCluster.from_env()
+    cluster.down()  # leftovers of an interrupted earlier run
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
