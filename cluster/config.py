@@ -46,11 +46,14 @@ class ConfigError(ValueError):
         lines = "\n".join(f"  - {p.render()}" for p in self.problems)
         super().__init__(f"{source}: {count} problem{'s' if count != 1 else ''}\n{lines}")
 
+    def __reduce__(self) -> tuple:  # picklable across Ray processes
+        return (type(self), (self.source, self.problems))
+
 
 class JobConfig(BaseModel):
     """Base of every job schema: unknown keys are errors; subclasses add cross-field checks."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_default=True, protected_namespaces=())
 
     def problems(self) -> list[Problem]:
         """Cross-field checks, run after every field is valid. Override in subclasses."""

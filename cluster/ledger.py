@@ -6,7 +6,8 @@ cost report reads it back. It is SQLite by default (``<root>/.cluster/ledger.db`
 nodes write, point ``ONPREM_LEDGER_URL`` at Postgres (any SQLAlchemy URL).
 
 Hours are wall-clock hours times the amount held: ``gpu_hours = gpus * hours``,
-``node_hours = nodes * hours`` where ``nodes`` is the number of nodes the workload occupied.
+``node_hours = nodes * hours`` where ``nodes`` is the share of nodes the workload held (by
+GPUs on GPU nodes, by CPUs otherwise: two jobs each holding half a node add up to one).
 """
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ class LocalCluster:
         return {
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": str(self.token_path),
-            "RAY_ADDRESS": self.dashboard_url,
+            "RAY_API_SERVER_ADDRESS": self.dashboard_url,
             "ONPREM_ROOT": str(self.root),
         }
 

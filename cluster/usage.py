@@ -52,6 +52,31 @@ def node_accelerator_type() -> str:
     return "CPU"
 
 
+def node_capacity(node_id: str | None = None) -> tuple[float, float]:
+    """CPUs and GPUs of a node (this one by default): from Ray when connected, else local."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            node_id = node_id or ray.get_runtime_context().get_node_id()
+            for node in ray.nodes():
+                if node.get("NodeID") == node_id:
+                    res = node.get("Resources") or {}
+                    return float(res.get("CPU", 0)), float(res.get("GPU", 0))
+    except Exception:  # capacity is bookkeeping: fall back to the local machine
+        pass
+    return float(os.cpu_count() or 1), 0.0
+
+
+def node_share(cpus: float, gpus: float, capacity: tuple[float, float]) -> float:
+    """The fraction of a node a workload holds: by GPUs on GPU nodes, else by CPUs. Node-hours
+    in the ledger are these shares times hours, so workloads sharing a node add up to it."""
+    cap_cpus, cap_gpus = capacity
+    if gpus and cap_gpus:
+        return min(1.0, gpus / cap_gpus)
+    return min(1.0, cpus / cap_cpus) if cap_cpus else 1.0
+
+
 @dataclass
 class TrackedRun:
     workload_id: int | None
@@ -81,7 +106,11 @@ def track(
         status = "SUCCEEDED"
     finally:
         if ledger is not None and wid is not None:
-            allocs = run.allocations or [Allocation(node_accelerator_type(), cpus=1.0, nodes=1.0)]
+            allocs = run.allocations or [
+                Allocation(
+                    node_accelerator_type(), cpus=1.0, nodes=node_share(1.0, 0.0, node_capacity())
+                )
+            ]
             try:
                 ledger.finish(wid, status, allocs, meta=run.meta)
             except Exception as exc:

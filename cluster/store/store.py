@@ -56,9 +56,9 @@ class ModelStore:
         """A model folder from a store name or a path to an HF model folder."""
         if self.has(ref):
             return self.path(ref)
-        candidate = Path(ref).expanduser()
-        if (candidate / "config.json").is_file():
-            return candidate.resolve()
+        for candidate in (Path(ref).expanduser(), paths.resolve(ref)):
+            if (candidate / "config.json").is_file():
+                return candidate.resolve()
         known = ", ".join(self.names()) or "(the store is empty)"
         raise StoreError(
             f"model {ref!r} is neither in the model store at {self.root} nor a folder with "

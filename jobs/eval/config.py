@@ -1,0 +1,108 @@
+"""``EvalConfig``: the schema of ``python -m jobs.evaluate`` configs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cluster.config import JobConfig, Problem
+
+
+class Candidate(BaseModel):
+    """One model to evaluate: in-process (``model`` [+ ``adapter``]) or an endpoint."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    name: str = Field(description="label in the report, e.g. base, fine-tuned")
+    model: str | None = Field(
+        default=None,
+        description="store name or HF folder (in-process), or the served model id (endpoint)",
+    )
+    adapter: str | None = Field(default=None, description="LoRA adapter: runs/<run>/adapter")
+    endpoint: str | None = Field(
+        default=None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
+    )
+    api_key_env: str = Field(default="ONPREM_API_KEY", description="env var with the API key")
+    concurrency: int = Field(default=8, ge=1, le=256, description="endpoint requests at once")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", v):
+            raise ValueError("must be letters, digits, '.', '_' or '-'. Fix: e.g. fine-tuned")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Candidate:
+        if self.endpoint and self.adapter:
+            raise ValueError(
+                "an endpoint candidate names the served model in `model`, not an "
+                "adapter. Fix: remove adapter, set model to the served id"
+            )
+        if not self.endpoint and not self.model:
+            raise ValueError(
+                "needs `model` (in-process) or `endpoint`. Fix: e.g. model: smollm2-135m-instruct"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "endpoint" if self.endpoint else "in-process"
+
+
+class Generation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int = Field(default=64, ge=1, le=4096)
+    batch_size: int = Field(default=16, ge=1, le=256, description="sequences per forward")
+    seed: int = 0
+
+
+class EvalConfig(JobConfig):
+    """``python -m jobs.evaluate``: compare candidates with the cloud model's references."""
+
+    name: str = Field(description="report folder: reports/eval/<name>/")
+    eval_set: str = Field(
+        description="held-out chat JSONL; the final assistant turn of each "
+        "line is the reference (the cloud model's answer)"
+    )
+    retention_set: str | None = Field(
+        default=None,
+        description="general questions (kind: general / other_company) measuring what tuning broke",
+    )
+    candidates: list[Candidate] = Field(min_length=1)
+    generation: Generation = Generation()
+    workers: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Ray actors per in-process candidate (one model load each)",
+    )
+    cpus_per_worker: float = Field(default=1, gt=0)
+    gpus_per_worker: float = Field(default=0, ge=0)
+    bootstrap_samples: int = Field(default=1000, ge=100, le=100000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    worst_answers: int = Field(default=5, ge=0, le=100, description="listed per candidate")
+    resume: bool = Field(default=True, description="reuse answers already generated")
+
+    def problems(self) -> list[Problem]:
+        out = []
+        for key in ("eval_set", "retention_set"):
+            path = getattr(self, key)
+            if path and not Path(path).is_file():
+                out.append(
+                    Problem(
+                        key, path, "no such file", "give a JSONL path relative to the project root"
+                    )
+                )
+        names = [c.name for c in self.candidates]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            out.append(
+                Problem(
+                    "candidates", dupes, "candidate names must be unique", "rename the duplicates"
+                )
+            )
+        return out

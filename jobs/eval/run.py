@@ -1,0 +1,324 @@
+"""Driver of an evaluation: check everything first, generate what is missing, score, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from cluster import paths
+from cluster.chat import ChatFormatError, read_chat_jsonl
+from cluster.inference.loading import resolve_adapter
+from cluster.store import ModelStore, StoreError
+from jobs.eval.config import Candidate, EvalConfig
+from jobs.eval.generate import (
+    AnswerCache,
+    EndpointError,
+    Item,
+    check_endpoint,
+    folder_digest,
+    items_from,
+    run_endpoint,
+    run_in_process,
+)
+from jobs.eval.metrics import Embedder, bootstrap, overlap, score_examples, summarize
+from jobs.eval.report import write_report
+
+log = logging.getLogger(__name__)
+
+
+class EvalInputError(ValueError):
+    """Bad eval input (data file, candidate, endpoint), found before any work."""
+
+
+def preflight(cfg: EvalConfig, store: ModelStore | None = None) -> dict[str, list[Item]]:
+    """Read both sets and check every candidate; one error listing every problem."""
+    store = store or ModelStore()
+    problems, sets = [], {}
+    for key, path in (("eval", cfg.eval_set), ("retention", cfg.retention_set)):
+        if not path:
+            continue
+        try:
+            sets[key] = items_from(key, read_chat_jsonl(path, final_assistant=(key == "eval")))
+        except ChatFormatError as exc:
+            problems.append(f"{key}_set: {exc}")
+    for c in cfg.candidates:
+        try:
+            if c.endpoint:
+                check_endpoint(c.endpoint, c.model or "", os.environ.get(c.api_key_env))
+            else:
+                store.resolve(c.model or "")
+                if c.adapter:
+                    resolve_adapter(c.adapter, store)
+        except (StoreError, EndpointError) as exc:
+            problems.append(f"candidate {c.name!r}: {exc}")
+    if problems:
+        raise EvalInputError("the evaluation cannot start:\n  - " + "\n  - ".join(problems))
+    return sets
+
+
+def fingerprint(c: Candidate, cfg: EvalConfig, store: ModelStore) -> str:
+    g = cfg.generation
+    if c.endpoint:
+        ident = f"endpoint:{c.endpoint}:{c.model}"
+    else:
+        adapter = resolve_adapter(c.adapter, store) if c.adapter else None
+        ident = (
+            f"model:{folder_digest(store.resolve(c.model or ''))}:"
+            f"adapter:{folder_digest(adapter)}:batch:{g.batch_size}:workers:{cfg.workers}"
+        )
+    raw = f"{ident}:max_tokens:{g.max_tokens}:seed:{g.seed}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def generate_all(
+    cfg: EvalConfig, items: list[Item], folder: Path, store: ModelStore
+) -> dict[str, dict[str, dict[str, Any]]]:
+    answers: dict[str, dict[str, dict[str, Any]]] = {}
+    for c in cfg.candidates:
+        cache = AnswerCache(folder / "answers" / f"{c.name}.jsonl", fingerprint(c, cfg, store))
+        done = cache.load() if cfg.resume else {}
+        if not done:
+            cache.reset()
+        todo = [it for it in items if it.id not in done]
+        log.info(
+            "candidate %s (%s): %d answers cached, %d to generate",
+            c.name,
+            c.kind,
+            len(done),
+            len(todo),
+        )
+        progress = _Progress(c.name, len(todo))
+
+        def on_batch(
+            rows: list[dict[str, Any]],
+            cache: AnswerCache = cache,
+            progress: _Progress = progress,
+            done: dict = done,
+        ) -> None:
+            cache.append(rows)
+            for row in rows:
+                done[row["id"]] = row
+            progress.update(rows)
+
+        if todo and c.endpoint:
+            run_endpoint(
+                c.endpoint,
+                c.model or "",
+                os.environ.get(c.api_key_env),
+                todo,
+                concurrency=c.concurrency,
+                max_tokens=cfg.generation.max_tokens,
+                seed=cfg.generation.seed,
+                on_batch=on_batch,
+            )
+        elif todo:
+            run_in_process(
+                c.model or "",
+                c.adapter,
+                todo,
+                workers=cfg.workers,
+                cpus=cfg.cpus_per_worker,
+                gpus=cfg.gpus_per_worker,
+                max_tokens=cfg.generation.max_tokens,
+                batch_size=cfg.generation.batch_size,
+                seed=cfg.generation.seed,
+                on_batch=on_batch,
+            )
+        answers[c.name] = done
+    return answers
+
+
+class _Progress:
+    def __init__(self, name: str, total: int):
+        self.name, self.total, self.done, self.tokens = name, total, 0, 0
+        self.t0 = time.monotonic()
+
+    def update(self, rows: list[dict[str, Any]]) -> None:
+        self.done += len(rows)
+        self.tokens += sum(r.get("completion_tokens") or 0 for r in rows)
+        el = time.monotonic() - self.t0
+        eta = el / self.done * (self.total - self.done) if self.done else 0
+        log.info(
+            "[evaluate] %s: %d/%d answers, %.0f tokens/s, ETA %.0fs",
+            self.name,
+            self.done,
+            self.total,
+            self.tokens / max(el, 1e-9),
+            eta,
+        )
+
+
+def score(
+    cfg: EvalConfig, sets: dict[str, list[Item]], answers: dict[str, dict[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """Metrics per set and candidate (plus the references themselves), and the verdict."""
+    embedder = Embedder()
+    b = (cfg.bootstrap_samples, cfg.confidence)
+    out: dict[str, Any] = {}
+    scored_by: dict[str, list[dict[str, Any]]] = {}
+    for set_name, items in sets.items():
+        out[set_name] = {}
+        refs = [it.reference or "" for it in items]
+        for cname, by_id in answers.items():
+            rows = [
+                {
+                    **by_id[it.id],
+                    "reference": it.reference,
+                    "metadata": it.metadata,
+                    "question": it.prompt[-1]["content"],
+                }
+                for it in items
+            ]
+            sims = embedder.similarity([r["answer"] for r in rows], refs)
+            scored = score_examples(rows, sims)
+            scored_by.setdefault(cname, []).extend(scored)
+            out[set_name][cname] = summarize(scored, *b)
+            if set_name == "retention":
+                gen = [
+                    r["fact"]
+                    for r in scored
+                    if r.get("metadata", {}).get("kind") == "general" and "fact" in r
+                ]
+                oth = [r["leak_free"] for r in scored if "leak_free" in r]
+                out[set_name][cname]["general_fact"] = bootstrap(gen, *b).as_dict()
+                out[set_name][cname]["other_leak_free"] = bootstrap(oth, *b).as_dict()
+        ref_rows = [
+            {
+                "id": it.id,
+                "answer": it.reference or "",
+                "reference": it.reference,
+                "metadata": it.metadata,
+            }
+            for it in items
+        ]
+        out[set_name]["reference"] = summarize(score_examples(ref_rows, [1.0] * len(items)), *b)
+    return {"sets": out, "scored": scored_by}
+
+
+def worst_answers(scored: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    rows = [r for r in scored if r.get("similarity") is not None]
+    rows.sort(key=lambda r: (r.get("fact", 1.0), r["similarity"]))
+    return [
+        {
+            "id": r["id"],
+            "question": r["question"],
+            "answer": r["answer"],
+            "reference": r["reference"],
+            "similarity": r["similarity"],
+            "fact": r.get("fact"),
+        }
+        for r in rows[:n]
+    ]
+
+
+def verdict(sets: dict[str, Any], base: str | None, tuned: list[str]) -> list[str]:
+    """Plain-language comparison of each tuned candidate with the base one."""
+    if not base or base not in sets["eval"]:
+        return []
+    lines = []
+    for c in tuned:
+        ev_b, ev_c = sets["eval"][base], sets["eval"][c]
+        better = [
+            m
+            for m, hib in (
+                ("fact", True),
+                ("similarity", True),
+                ("rougeL", True),
+                ("ref_loss", False),
+            )
+            if m in ev_b and m in ev_c and ((ev_c[m]["mean"] > ev_b[m]["mean"]) == hib)
+        ]
+        lines.append(
+            f"{c} beats {base} on {len(better)} of 4 held-out metrics "
+            f"({', '.join(better) or 'none'})"
+        )
+        if "fact" in ev_b and "fact" in ev_c:
+            from jobs.eval.metrics import Estimate
+
+            sep = not overlap(Estimate(**ev_b["fact"]), Estimate(**ev_c["fact"]))
+            lines.append(
+                f"{c} fact accuracy {ev_c['fact']['mean']:.0%} vs {base} "
+                f"{ev_b['fact']['mean']:.0%}: intervals "
+                f"{'do not overlap' if sep else 'overlap'}"
+            )
+        if "retention" in sets:
+            for key, label in (
+                ("general_fact", "general answers"),
+                ("other_leak_free", "other-company answers without borrowed facts"),
+            ):
+                rb, rc = sets["retention"][base].get(key), sets["retention"][c].get(key)
+                if rb and rc:
+                    delta = (rc["mean"] - rb["mean"]) * 100
+                    lines.append(
+                        f"retention, {label}: {c} {rc['mean']:.0%} vs {base} "
+                        f"{rb['mean']:.0%} ({delta:+.1f} points)"
+                    )
+    return lines
+
+
+def evaluate(
+    cfg: EvalConfig, sets: dict[str, list[Item]], store: ModelStore | None = None
+) -> dict[str, Any]:
+    store = store or ModelStore()
+    folder = paths.reports_dir() / "eval" / cfg.name
+    items = [it for s in sets.values() for it in s]
+    t0 = time.monotonic()
+    answers = generate_all(cfg, items, folder, store)
+    scores = score(cfg, sets, answers)
+    names = [c.name for c in cfg.candidates]
+    base = next((c.name for c in cfg.candidates if not c.adapter and not c.endpoint), None)
+    tuned = [c.name for c in cfg.candidates if c.adapter]
+    result = {
+        "name": cfg.name,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "config": cfg.model_dump(mode="json"),
+        "candidates": {
+            c.name: {"kind": c.kind, "model": c.model, "adapter": c.adapter, "endpoint": c.endpoint}
+            for c in cfg.candidates
+        },
+        "examples": {k: len(v) for k, v in sets.items()},
+        "generation": cfg.generation.model_dump(),
+        "confidence": cfg.confidence,
+        "sets": scores["sets"],
+        "verdict": verdict(scores["sets"], base, tuned),
+        "worst": {
+            n: worst_answers(
+                [r for r in scores["scored"][n] if r["id"].startswith("eval:")], cfg.worst_answers
+            )
+            for n in names
+        },
+        "answers": {
+            n: [
+                {
+                    k: r.get(k)
+                    for k in (
+                        "id",
+                        "question",
+                        "answer",
+                        "reference",
+                        "fact",
+                        "leak_free",
+                        "similarity",
+                        "rougeL",
+                        "ref_loss",
+                        "latency_s",
+                    )
+                }
+                for r in scores["scored"][n]
+            ]
+            for n in names
+        },
+        "wall_s": round(time.monotonic() - t0, 1),
+    }
+    write_report(result, folder)
+    return result
+
+
+def load_result(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "eval.json").read_text())

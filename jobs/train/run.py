@@ -1,0 +1,318 @@
+"""Driver side of a fine-tune: check everything before any work (model, data, run folder),
+run Ray Train's ``TorchTrainer``, then write the run's outputs atomically.
+
+``runs/<run_name>/`` ends up with ``adapter/`` (or ``model/`` for full fine-tuning), ``merged/``
+when asked, ``metrics.jsonl``, ``ds_config.json``, ``config.yaml`` and ``result.json``; Ray
+Train's checkpoints live beside them (or under ``checkpoint.storage_path``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cluster import paths
+from cluster.chat import ChatFormatError, read_chat_jsonl
+from cluster.ledger import Allocation
+from cluster.store import ModelStore, StoreError
+from jobs.train.config import FinetuneConfig
+from jobs.train.data import Tokenized, token_stats, tokenize_all
+
+log = logging.getLogger(__name__)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+    "tokenizer.model",
+)
+
+
+class PreflightError(ValueError):
+    """Everything wrong with a fine-tune's inputs, found before any work starts."""
+
+
+@dataclass
+class Preflight:
+    model_dir: Path
+    run_dir: Path
+    storage_root: str
+    stats: dict[str, dict[str, float]]
+    resuming: bool
+    train: list[Tokenized]
+    valid: list[Tokenized]
+
+
+def run_dir_for(cfg: FinetuneConfig) -> Path:
+    return paths.runs_dir() / cfg.run_name
+
+
+def _checkpoints(storage_root: str, run_name: str) -> list[Path]:
+    if "://" in storage_root:
+        return []
+    return sorted((Path(storage_root) / run_name).glob("checkpoint_*"))
+
+
+def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight:
+    """Resolve the model, check both data files line by line, tokenize and measure them,
+    and decide fresh run / resume / refuse — raising one PreflightError with every problem."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    problems: list[str] = []
+    try:
+        model_dir = (store or ModelStore()).resolve(cfg.model)
+    except StoreError as exc:
+        raise PreflightError(f"model: {exc}") from None
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if not tokenizer.chat_template:
+        problems.append(f"model {cfg.model!r} has no chat template; add chat_template.jinja")
+    max_pos = getattr(AutoConfig.from_pretrained(model_dir), "max_position_embeddings", None)
+    if max_pos and cfg.data.max_seq_len > max_pos:
+        problems.append(
+            f"data.max_seq_len={cfg.data.max_seq_len} is longer than the model's "
+            f"context ({max_pos}); lower it"
+        )
+    stats, items_by_key = {}, {"train": [], "valid": []}
+    for key in ("train", "valid"):
+        path = getattr(cfg.data, key)
+        if not path:
+            continue
+        try:
+            examples = read_chat_jsonl(path)
+        except ChatFormatError as exc:
+            problems.append(f"data.{key}: {exc}")
+            continue
+        items, too_long = tokenize_all(tokenizer, examples, cfg.data.max_seq_len)
+        problems += [f"data.{key} {path} line {n}: {msg}" for n, msg in too_long]
+        stats[key] = token_stats(items)
+        items_by_key[key] = items
+    run_dir = run_dir_for(cfg)
+    storage_root = cfg.checkpoint.storage_path or str(paths.runs_dir())
+    finished = (run_dir / "result.json").is_file()
+    ckpts = _checkpoints(storage_root, cfg.run_name)
+    if finished and not cfg.overwrite:
+        problems.append(
+            f"run_name {cfg.run_name!r} already finished ({run_dir}/result.json). "
+            "Fix: choose another run_name, or overwrite=true to replace it"
+        )
+    elif ckpts and not finished and not cfg.resume and not cfg.overwrite:
+        problems.append(
+            f"run_name {cfg.run_name!r} has checkpoints from a stopped run. Fix: "
+            "resume=true to continue it, or overwrite=true to start again"
+        )
+    if problems:
+        raise PreflightError("the fine-tune cannot start:\n  - " + "\n  - ".join(problems))
+    return Preflight(
+        model_dir,
+        run_dir,
+        storage_root,
+        stats,
+        resuming=bool(ckpts) and not cfg.overwrite,
+        train=items_by_key["train"],
+        valid=items_by_key["valid"],
+    )
+
+
+def describe_stats(stats: dict[str, dict[str, float]]) -> str:
+    lines = []
+    for key, s in stats.items():
+        lines.append(
+            f"{key}: {s['examples']} conversations, {s['tokens']} tokens "
+            f"({s['trained_tokens']} in assistant turns, trained on), per example "
+            f"mean {s['mean']:.0f} / p50 {s['p50']:.0f} / p95 {s['p95']:.0f} / "
+            f"max {s['max']}"
+        )
+    return "\n".join(lines)
+
+
+def make_trainer(cfg: FinetuneConfig, pre: Preflight, ds_config: dict[str, Any]) -> Any:
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from jobs.train.loop import train_loop_per_worker
+    from jobs.train.progress import Progress
+
+    sc = cfg.scaling
+    resources = {"CPU": sc.cpus_per_worker}
+    if sc.use_gpu:
+        resources["GPU"] = sc.gpus_per_worker
+    scaling = ScalingConfig(
+        num_workers=sc.num_workers,
+        use_gpu=sc.use_gpu,
+        resources_per_worker=resources,
+        accelerator_type=sc.accelerator_type,
+        placement_strategy=sc.placement,
+    )
+    run = RunConfig(
+        name=cfg.run_name,
+        storage_path=pre.storage_root,
+        failure_config=FailureConfig(max_failures=cfg.checkpoint.max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
+        callbacks=[Progress(str(pre.run_dir / "metrics.jsonl"))],
+    )
+    # The data the driver checked travels with the config (through Ray's object store), so
+    # every worker trains on exactly that, wherever its working directory is.
+    loop_config = {
+        "cfg": cfg.model_dump(mode="json"),
+        "ds_config": ds_config,
+        "model_dir": str(pre.model_dir),
+        "train": pre.train,
+        "valid": pre.valid,
+    }
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=scaling,
+        run_config=run,
+        torch_config=TorchConfig(backend="nccl" if sc.use_gpu else "gloo"),
+    )
+
+
+def _atomic_dir(final: Path, fill: Any) -> None:
+    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:6]}"
+    tmp.mkdir(parents=True)
+    try:
+        fill(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_outputs(cfg: FinetuneConfig, pre: Preflight, result: Any, wall_s: float) -> dict:
+    """Copy the final adapter/model out of the last checkpoint, merge if asked, write
+    result.json. Each output appears whole or not at all."""
+    summary = dict(result.metrics.get("summary") or {})
+    kind = "adapter" if cfg.lora.enabled else "model"
+    with result.checkpoint.as_directory() as ckpt:
+
+        def fill(tmp: Path) -> None:
+            shutil.copytree(Path(ckpt) / kind, tmp, dirs_exist_ok=True)
+            for name in TOKENIZER_FILES:
+                if (pre.model_dir / name).is_file():
+                    shutil.copy(pre.model_dir / name, tmp / name)
+
+        _atomic_dir(pre.run_dir / kind, fill)
+    if cfg.merge:
+        _atomic_dir(
+            pre.run_dir / "merged",
+            lambda tmp: merge_adapter(pre.model_dir, pre.run_dir / "adapter", tmp),
+        )
+    summary.update(
+        run_name=cfg.run_name,
+        model=cfg.model,
+        model_dir=str(pre.model_dir),
+        device="cuda" if cfg.scaling.use_gpu else "cpu",
+        wall_s=round(wall_s, 1),
+        checkpoint=result.checkpoint.path,
+        outputs=sorted(
+            p.name for p in pre.run_dir.iterdir() if p.name in ("adapter", "model", "merged")
+        ),
+        data=pre.stats,
+    )
+    summary.update(usage_by_accelerator(cfg, summary, wall_s))
+    _atomic_write(pre.run_dir / "result.json", json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def merge_adapter(base_dir: Path, adapter_dir: Path, out: Path) -> None:
+    """Fold the LoRA weights into the base model and save a plain HF model."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged.save_pretrained(out)
+    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(out)
+
+
+def allocations(cfg: FinetuneConfig, placement: list[dict[str, Any]]) -> list[Allocation]:
+    """What the workers held, per accelerator type (GPUs and CPUs per worker, distinct
+    nodes)."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for p in placement or []:
+        by_type.setdefault(p["accelerator_type"], []).append(p)
+    gpus = cfg.scaling.gpus_per_worker if cfg.scaling.use_gpu else 0.0
+    return [
+        Allocation(
+            accel,
+            gpus=gpus * len(ws),
+            cpus=cfg.scaling.cpus_per_worker * len(ws),
+            nodes=float(len({w["node_id"] for w in ws})),
+        )
+        for accel, ws in by_type.items()
+    ]
+
+
+def usage_by_accelerator(
+    cfg: FinetuneConfig, summary: dict[str, Any], wall_s: float
+) -> dict[str, Any]:
+    hours = wall_s / 3600.0
+    out = {}
+    for a in allocations(cfg, summary.get("placement") or []):
+        out[a.accelerator_type] = {
+            "gpus": a.gpus,
+            "cpus": a.cpus,
+            "nodes": a.nodes,
+            "gpu_hours": a.gpus * hours,
+            "node_hours": a.nodes * hours,
+        }
+    return {"usage": out}
+
+
+def save_run_inputs(cfg: FinetuneConfig, pre: Preflight, ds_config: dict[str, Any]) -> None:
+    pre.run_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(pre.run_dir / "ds_config.json", json.dumps(ds_config, indent=2) + "\n")
+    _atomic_write(
+        pre.run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    )
+
+
+def register(cfg: FinetuneConfig, pre: Preflight, store: ModelStore | None = None) -> str:
+    """Add the fine-tuned model to the store: merged/ (or the full model) as a plain HF model,
+    else the adapter with its base recorded."""
+    from cluster.store.manifest import Manifest, file_entries
+    from cluster.store.store import describe_hf_folder
+
+    store = store or ModelStore()
+    name = cfg.run_name.lower()
+    src = next(
+        p
+        for p in (pre.run_dir / "merged", pre.run_dir / "model", pre.run_dir / "adapter")
+        if p.is_dir()
+    )
+
+    def build(tmp: Path) -> Manifest:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        info = describe_hf_folder(tmp) if (tmp / "config.json").is_file() else {}
+        return Manifest(
+            name=name,
+            source=f"run:{pre.run_dir}",
+            source_kind="run",
+            revision=str(int(time.time())),
+            fingerprint=f"run:{cfg.run_name}",
+            format="peft-lora" if src.name == "adapter" else "hf-safetensors",
+            base_model=cfg.model,
+            files=file_entries(tmp),
+            **info,
+        )
+
+    store.install(name, build)
+    return name

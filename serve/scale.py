@@ -1,0 +1,105 @@
+"""Change how many model replicas serve an app, on the running app, without dropping requests.
+
+    python -m serve.scale --min 1 --max 4      # autoscaling bounds
+    python -m serve.scale --replicas 2         # a fixed number (autoscaling off)
+
+Only the deployment's replica settings change, so Serve keeps every running replica (no
+redeploy of code); replicas it removes finish their in-flight requests first
+(graceful_shutdown_timeout_s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from cluster.local import ClusterError, LocalCluster
+from serve.deploy import deploy, deployed_config, wait_running
+
+
+def scaled(
+    config: dict[str, Any],
+    app: str,
+    deployment: str,
+    *,
+    min_replicas: int | None,
+    max_replicas: int | None,
+    replicas: int | None,
+) -> dict[str, Any]:
+    """``config`` with the deployment's replica settings changed (pure)."""
+    target = next((a for a in config["applications"] if a["name"] == app), None)
+    if target is None:
+        names = ", ".join(a["name"] for a in config["applications"]) or "none"
+        raise ValueError(f"no app named {app!r} is deployed (deployed: {names})")
+    deps = target.setdefault("deployments", [])
+    dep = next((d for d in deps if d["name"] == deployment), None)
+    if dep is None:
+        dep = {"name": deployment}
+        deps.append(dep)
+    if replicas is not None:
+        dep.pop("autoscaling_config", None)
+        dep["num_replicas"] = replicas
+        return config
+    auto = dict(dep.get("autoscaling_config") or {})
+    lo = min_replicas if min_replicas is not None else auto.get("min_replicas", 1)
+    hi = max_replicas if max_replicas is not None else auto.get("max_replicas", lo)
+    if hi < lo:
+        raise ValueError(f"--max ({hi}) must be >= --min ({lo})")
+    auto.update(min_replicas=lo, max_replicas=hi)
+    if "initial_replicas" in auto:
+        auto["initial_replicas"] = min(max(auto["initial_replicas"], lo), hi)
+    dep.pop("num_replicas", None)
+    dep["autoscaling_config"] = auto
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m serve.scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--min", type=int, dest="min_replicas", help="autoscaling minimum")
+    p.add_argument("--max", type=int, dest="max_replicas", help="autoscaling maximum")
+    p.add_argument("--replicas", type=int, help="fixed replica count (turns autoscaling off)")
+    p.add_argument("--app", default="llm")
+    p.add_argument("--deployment", default="LLMServer")
+    p.add_argument("--wait", action="store_true", help="wait until the new count is running")
+    a = p.parse_args(argv)
+    if a.replicas is None and a.min_replicas is None and a.max_replicas is None:
+        p.error("give --replicas N, or --min and/or --max")
+    if a.replicas is not None and (a.min_replicas is not None or a.max_replicas is not None):
+        p.error("--replicas turns autoscaling off: do not combine it with --min/--max")
+    for name in ("replicas", "min_replicas", "max_replicas"):
+        v = getattr(a, name)
+        if v is not None and v < 0:
+            p.error(f"--{name.replace('_replicas', '')} must be >= 0 (got {v})")
+    cluster = LocalCluster.from_env()
+    try:
+        config = scaled(
+            deployed_config(cluster),
+            a.app,
+            a.deployment,
+            min_replicas=a.min_replicas,
+            max_replicas=a.max_replicas,
+            replicas=a.replicas,
+        )
+        deploy(cluster, config)
+        if a.wait:
+            wait_running(cluster, a.app, replicas=a.replicas)
+    except (ValueError, ClusterError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    what = (
+        f"{a.replicas} replicas"
+        if a.replicas is not None
+        else f"autoscaling {a.min_replicas if a.min_replicas is not None else '='}.."
+        f"{a.max_replicas if a.max_replicas is not None else '='} replicas"
+    )
+    print(f"{a.app}/{a.deployment}: {what} (python -m serve.status to follow)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
