@@ -38,6 +38,7 @@ from serve.api import (
     completion,
     error_body,
     finish_reason,
+    inline_schema,
     new_id,
     usage,
 )
@@ -310,6 +311,16 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     return JSONResponse(error_body(str(exc.detail), code=code), status_code=exc.status_code)
 
 
+# The body is parsed by hand (to answer malformed JSON in OpenAI's error shape), so the
+# OpenAPI schema, which clients and fuzzers read, declares it explicitly.
+_CHAT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": inline_schema(ChatCompletionRequest)}},
+    }
+}
+
+
 @serve.deployment(name="OpenAIIngress")
 @serve.ingress(api)
 class OpenAIIngress:
@@ -355,7 +366,7 @@ class OpenAIIngress:
             ],
         }
 
-    @api.post("/v1/chat/completions")
+    @api.post("/v1/chat/completions", openapi_extra=_CHAT_BODY)
     async def chat(self, request: Request) -> Any:
         self._auth(request)
         try:

@@ -3,9 +3,10 @@
     python -m serve.scale --min 1 --max 4      # autoscaling bounds
     python -m serve.scale --replicas 2         # a fixed number (autoscaling off)
 
-Only the deployment's replica settings change, so Serve keeps every running replica (no
-redeploy of code); replicas it removes finish their in-flight requests first
-(graceful_shutdown_timeout_s).
+Changing the bounds or the fixed count is an in-place update: Serve keeps the running replicas
+and adds or removes some; a removed replica finishes its in-flight requests first
+(graceful_shutdown_timeout_s). Switching between a fixed count and autoscaling makes Serve roll
+the replicas over (new ones start before old ones drain), which also drops no request.
 """
 
 from __future__ import annotations

@@ -115,10 +115,12 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     from cluster.local import LocalCluster
 
     root = tmp_path_factory.mktemp("platform")
-    saved = {k: os.environ.get(k) for k in [*TEST_PORTS, "ONPREM_ROOT"]}
+    auth = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_API_SERVER_ADDRESS")
+    saved = {k: os.environ.get(k) for k in [*TEST_PORTS, "ONPREM_ROOT", *auth]}
     os.environ.update(TEST_PORTS)
     os.environ["ONPREM_ROOT"] = str(root)
     cluster = LocalCluster.from_env()
+    os.environ.update(cluster.client_env())  # this process is a client of the test cluster
     cluster.down()  # leftovers of an interrupted earlier run
     cluster.up()
     try:

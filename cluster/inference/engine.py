@@ -248,12 +248,11 @@ class Engine:
                 r.text = text[:stop_at]
                 self._finish(r, "stop")
                 continue
-            if text.endswith("\ufffd"):  # half a UTF-8 character: wait for the rest
-                continue
-            r.text = text
             if len(r.out_ids) >= r.params.max_tokens:
+                r.text = text.rstrip("\ufffd")
                 self._finish(r, "length")
-            else:
+            elif not text.endswith("\ufffd"):  # else half a UTF-8 character: wait for more
+                r.text = text
                 self._deliver(r)
 
     def _deliver(self, r: Request) -> None:

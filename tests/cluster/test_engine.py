@@ -147,3 +147,16 @@ def test_stop_none_is_no_stop(lm):
     eng = engine(lm)
     r = eng.generate([Request(prompt(lm, "x"), SamplingParams(max_tokens=3, stop=None))])[0]
     assert r.finish_reason == "length"
+
+
+def test_max_tokens_holds_even_mid_character(lm):
+    """Byte-level tokens can end half-way through a UTF-8 character; the limit still holds."""
+    eng = engine(lm)
+    reqs = [
+        Request(prompt(lm, p), SamplingParams(max_tokens=n, temperature=1.0, seed=s))
+        for s in range(6)
+        for p, n in zip(PROMPTS, (1, 2, 3, 5, 8), strict=True)
+    ]
+    eng.generate(reqs)
+    assert all(len(r.out_ids) <= r.params.max_tokens for r in reqs)
+    assert not any(r.text.endswith("\ufffd") for r in reqs)  # no half character at the end

@@ -1,0 +1,154 @@
+"""The OpenAI-compatible API of the Serve app, with the official ``openai`` client."""
+
+import json
+import threading
+
+import httpx
+import openai
+import pytest
+
+from tests.serve.conftest import KEY
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(served):
+    return openai.OpenAI(base_url=served["base"] + "/v1", api_key=KEY, max_retries=0)
+
+
+def ask(client, model, text="hello there", **kw):
+    return client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": text}], **{"temperature": 0, **kw}
+    )
+
+
+@pytest.mark.parametrize("model", ["tiny", "tiny-support"])
+def test_non_streamed_and_streamed_answers_agree(client, model):
+    full = ask(client, model, max_tokens=8)
+    assert full.object == "chat.completion" and full.choices[0].finish_reason in ("stop", "length")
+    assert full.usage.completion_tokens <= 8 and full.usage.prompt_tokens > 0
+    stream = ask(client, model, max_tokens=8, stream=True, stream_options={"include_usage": True})
+    parts, usage, finish = [], None, None
+    for ev in stream:
+        if ev.usage:
+            usage = ev.usage
+        for ch in ev.choices:
+            parts.append(ch.delta.content or "")
+            finish = ch.finish_reason or finish
+    assert "".join(parts) == full.choices[0].message.content  # greedy: same answer
+    assert usage.completion_tokens == full.usage.completion_tokens and finish is not None
+
+
+def test_adapter_changes_the_answers(client):
+    prompts = ["hello there", "what is the return policy", "shipping to canada"]
+    base = [ask(client, "tiny", p, max_tokens=8).choices[0].message.content for p in prompts]
+    tuned = [
+        ask(client, "tiny-support", p, max_tokens=8).choices[0].message.content for p in prompts
+    ]
+    assert base != tuned
+
+
+def test_sse_wire_format_ends_with_done(http):
+    with http.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={
+            "model": "tiny",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 4,
+            "stream": True,
+        },
+    ) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in resp.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    first = json.loads(lines[0][6:])
+    assert first["object"] == "chat.completion.chunk"
+    assert first["choices"][0]["delta"]["role"] == "assistant"
+
+
+def test_models_health_and_seeded_sampling(client, http):
+    assert sorted(m.id for m in client.models.list().data) == ["tiny", "tiny-support"]
+    assert http.get("/health").json() == {"status": "ok"}
+    a = ask(client, "tiny", max_tokens=8, temperature=1.0, seed=11).choices[0].message.content
+    b = ask(client, "tiny", max_tokens=8, temperature=1.0, seed=11).choices[0].message.content
+    assert a == b
+
+
+def error_of(resp):
+    body = resp.json()
+    assert set(body) == {"error"} and {"message", "type", "param", "code"} <= set(body["error"])
+    return body["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ("{not json", 400, "not valid JSON"),
+        ({"model": "tiny", "messages": []}, 400, "must not be empty"),
+        ({"model": "tiny", "messages": [{"role": "wizard", "content": "x"}]}, 400, "'wizard'"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "  "}]}, 400, "empty"),
+        (
+            {"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0},
+            400,
+            "max_tokens",
+        ),
+        (
+            {"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 999},
+            400,
+            "more than this server allows",
+        ),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "n": 2}, 400, "n=1"),
+        (
+            {"model": "tiny", "messages": [{"role": "user", "content": "x"}], "temperature": 9},
+            400,
+            "temperature",
+        ),
+        (
+            {"model": "tiny", "messages": [{"role": "user", "content": "word " * 600}]},
+            400,
+            "longer than the model's context",
+        ),
+        ({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}, 404, "does not exist"),
+        ({"messages": [{"role": "user", "content": "x"}]}, 400, "model"),
+    ],
+)
+def test_bad_requests_get_openai_errors_never_500(http, body, status, needle):
+    kw = {"content": body} if isinstance(body, str) else {"json": body}
+    resp = http.post("/v1/chat/completions", headers={"content-type": "application/json"}, **kw)
+    assert resp.status_code == status, resp.text
+    assert needle in error_of(resp)["message"]
+
+
+def test_api_key_is_required_when_configured(served):
+    url = served["base"] + "/v1/chat/completions"
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "x"}]}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic " + KEY}):
+        resp = httpx.post(url, json=body, headers=headers, timeout=30)
+        assert resp.status_code == 401
+        assert error_of(resp)["code"] == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=served["base"] + "/v1", api_key="nope", max_retries=0).models.list()
+
+
+def test_full_queue_answers_503_with_retry_after(served):
+    url = served["base"] + "/tight/v1/chat/completions"
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "count"}], "max_tokens": 32}
+    codes, retry = [], []
+
+    def fire():
+        r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
+        codes.append(r.status_code)
+        if r.status_code == 503:
+            retry.append(r.headers.get("retry-after"))
+            assert error_of(r)["code"] == "overloaded"
+
+    threads = [threading.Thread(target=fire) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 503 in codes and 200 in codes, codes
+    assert set(codes) <= {200, 503} and set(retry) == {"1"}

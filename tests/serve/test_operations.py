@@ -1,0 +1,155 @@
+"""Operating the app: autoscaling under load, `serve.scale` and `serve.status`, Prometheus
+metrics through Ray, and replica-hours in the usage ledger."""
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from cluster.ledger import Ledger
+from serve import scale, status
+from serve.deploy import details, running_replicas
+from tests.serve.conftest import KEY
+
+pytestmark = pytest.mark.integration
+
+
+class Load:
+    """Closed-loop load: ``users`` threads sending requests until stopped; counts failures."""
+
+    def __init__(self, base, users, max_tokens=32):
+        self.url, self.users, self.max_tokens = base + "/v1/chat/completions", users, max_tokens
+        self.ok, self.failed, self._stop = 0, [], threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(users)]
+
+    def _run(self):
+        body = {
+            "model": "tiny",
+            "messages": [{"role": "user", "content": "tell me more"}],
+            "max_tokens": self.max_tokens,
+            "temperature": 0,
+        }
+        with httpx.Client(timeout=120, headers={"Authorization": f"Bearer {KEY}"}) as c:
+            while not self._stop.is_set():
+                try:
+                    r = c.post(self.url, json=body)
+                    if r.status_code == 200:
+                        self.ok += 1
+                    else:
+                        self.failed.append(r.status_code)
+                except httpx.HTTPError as exc:
+                    self.failed.append(repr(exc))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self.threads:
+            t.join(timeout=180)
+
+
+def replicas(cluster):
+    return running_replicas(details(cluster)["applications"]["llm"])
+
+
+def wait_for(pred, timeout, step=1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def test_autoscaling_up_under_load_and_down_after(served):
+    cluster = served["cluster"]
+    assert wait_for(lambda: replicas(cluster) == 1, 60)
+    with Load(served["base"], users=8) as load:
+        assert wait_for(lambda: replicas(cluster) == 2, 90), "no scale-up under load"
+        time.sleep(3)
+    assert load.ok > 0 and load.failed == []
+    assert wait_for(lambda: replicas(cluster) == 1, 120), "no scale-down after the load"
+
+
+def test_scale_command_changes_replicas_without_failed_requests(served, capsys):
+    cluster = served["cluster"]
+    with Load(served["base"], users=2, max_tokens=16) as load:
+        assert scale.main(["--replicas", "2", "--wait"]) == 0
+        assert replicas(cluster) == 2
+        assert scale.main(["--min", "1", "--max", "2", "--wait"]) == 0
+    assert load.ok > 0 and load.failed == [], load.failed
+    out = capsys.readouterr().out
+    assert "llm/LLMServer: 2 replicas" in out and "autoscaling 1..2" in out
+    auto = details(cluster)["applications"]["llm"]["deployments"]["LLMServer"]["deployment_config"][
+        "autoscaling_config"
+    ]
+    assert (auto["min_replicas"], auto["max_replicas"]) == (1, 2)
+
+
+def test_scale_rejects_nonsense(served, capsys):
+    assert scale.main(["--app", "nope", "--replicas", "1"]) == 2
+    assert "no app named 'nope'" in capsys.readouterr().err
+    assert scale.main(["--min", "3", "--max", "1"]) == 2
+    assert "--max (1) must be >= --min (3)" in capsys.readouterr().err
+
+
+def test_status_shows_replicas_queue_and_latency(served, capsys):
+    httpx.post(
+        served["base"] + "/v1/chat/completions",
+        timeout=60,
+        headers={"Authorization": f"Bearer {KEY}"},
+        json={"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4},
+    )
+    time.sleep(3)  # replicas write their stats every 2 s
+    assert status.main([]) == 0
+    out = capsys.readouterr().out
+    assert "app llm: RUNNING" in out and "LLMServer: HEALTHY" in out
+    assert "RUNNING on" in out and "queue 0" in out and "p50" in out and "TTFT" in out
+
+
+def test_metrics_reach_prometheus_through_ray(served):
+    import ray
+
+    httpx.post(
+        served["base"] + "/v1/chat/completions",
+        timeout=60,
+        headers={"Authorization": f"Bearer {KEY}"},
+        json={"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4},
+    )
+    from cluster.status import dashboard_get
+
+    head = dashboard_get(served["cluster"], "/api/v0/nodes?detail=1")["data"]["result"]["result"]
+    ray.init(address=f"{head[0]['node_ip']}:{served['cluster'].gcs_port}")
+    try:
+        port = ray.nodes()[0]["MetricsExportPort"]
+    finally:
+        ray.shutdown()
+    names = (
+        "ray_onprem_requests_total",
+        "ray_onprem_generated_tokens_total",
+        "ray_onprem_time_to_first_token_seconds_bucket",
+        "ray_onprem_queue_depth",
+    )
+
+    def exported():
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        return all(n in text for n in names)
+
+    assert wait_for(exported, 60, step=2), "metrics not exported"
+
+
+def test_replica_hours_go_to_the_ledger(served):
+    ledger = Ledger(f"sqlite:///{served['cluster'].root / '.cluster' / 'ledger.db'}")
+    assert wait_for(
+        lambda: any(
+            r["kind"] == "serve" and r["gpu_hours"] == 0 and r["cpu_hours"] > 0
+            for r in ledger.usage()
+        ),
+        30,
+    )
+    rows = [r for r in ledger.usage() if r["kind"] == "serve"]
+    assert all(r["accelerator_type"] == "CPU" and r["cpus"] == 0.5 for r in rows)
