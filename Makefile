@@ -21,10 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m cluster up
-	. <($(BIN)/python -m cluster env) && $(BIN)/ray job submit --address http://127.0.0.1:8265 \
-	  --working-dir . -- python -m jobs.pull_model --config jobs/configs/pull/smollm2.yaml
-	$(BIN)/python -m cluster status
+	$(BIN)/python -m cluster demo
 
 demo-down: $(STAMP)
 	$(BIN)/python -m cluster down

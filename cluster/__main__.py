@@ -1,4 +1,5 @@
-"""``python -m cluster up | down | status | env | import-jobs``: the local cluster's commands."""
+"""``python -m cluster up | down | status | env | import-jobs | demo``: the local cluster's
+commands."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="nodes, resources, jobs and Serve apps")
     sub.add_parser("env", help='print the exports a shell needs: eval "$(python -m cluster env)"')
     sub.add_parser("import-jobs", help="add jobs run by hand to the usage ledger")
+    sub.add_parser("demo", help="the whole pipeline on the local cluster (make demo)")
     args = parser.parse_args(argv)
     cluster = LocalCluster.from_env()
     try:
@@ -41,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "env":
             for key, value in cluster.client_env().items():
                 print(f"export {key}={value}")
+        elif args.cmd == "demo":
+            from cluster.demo import main as demo
+
+            return demo()
         elif args.cmd == "import-jobs":
             from cluster.status import import_jobs
 

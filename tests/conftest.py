@@ -72,7 +72,7 @@ def platform_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def build_tiny_model(dest: Path, seed: int = 0) -> Path:
+def build_tiny_model(dest: Path, seed: int = 0, **config_overrides: int) -> Path:
     """A 1-layer random-init Llama with the tiny tokenizer, saved as an HF folder."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -82,7 +82,7 @@ def build_tiny_model(dest: Path, seed: int = 0) -> Path:
     for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         shutil.copy(src / f, dest / f)
     torch.manual_seed(seed)
-    config = AutoConfig.from_pretrained(src)
+    config = AutoConfig.from_pretrained(src, **config_overrides)
     model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(dest)
     return dest
@@ -91,6 +91,18 @@ def build_tiny_model(dest: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-layer, 256-wide random model: slow enough per step (~0.5 s) to kill a worker
+    mid-run, still far from SmolLM2's size."""
+    return build_tiny_model(
+        tmp_path_factory.mktemp("small") / "small-llama",
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=4,
+    )
 
 
 @pytest.fixture(scope="session")

