@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 export OMP_WAIT_POLICY := PASSIVE
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo demo-down test test-fast lint format clean
+.PHONY: install demo demo-down test test-fast lint format clean chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ demo: $(STAMP)
 demo-down: $(STAMP)
 	$(BIN)/python -m cluster down
 
-test: $(STAMP)
+# The cost report's screenshot test renders its HTML in headless Chromium (Debian package).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+	  || echo "warning: could not install chromium; the report screenshot test will skip"
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)

@@ -1,5 +1,5 @@
-"""``python -m cluster up | down | status | env | import-jobs | demo``: the local cluster's
-commands."""
+"""``python -m cluster up | down | status | env | import-jobs | demo | render-onprem``: the
+platform's cluster commands."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ from cluster.local import ClusterError, LocalCluster
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["render-onprem"]:  # its own flags: see cluster/onprem.py
+        from cluster.onprem import main as onprem_main
+
+        return onprem_main(argv)
     parser = argparse.ArgumentParser(prog="python -m cluster", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="start the local Ray head (idempotent)")
@@ -18,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help='print the exports a shell needs: eval "$(python -m cluster env)"')
     sub.add_parser("import-jobs", help="add jobs run by hand to the usage ledger")
     sub.add_parser("demo", help="the whole pipeline on the local cluster (make demo)")
+    sub.add_parser(
+        "render-onprem", help="write cluster/onprem.yaml from the inventory (docs/onprem.md)"
+    )
     args = parser.parse_args(argv)
     cluster = LocalCluster.from_env()
     try:

@@ -6,10 +6,16 @@ import pytest
 
 from cluster.config import load_config
 from cluster.store.pull import PullConfig
+from jobs.cost.config import CostConfig
+from jobs.eval.config import EvalConfig
+from jobs.train.config import FinetuneConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = {
     "pull": PullConfig,
+    "finetune": FinetuneConfig,
+    "evaluate": EvalConfig,
+    "cost": CostConfig,
 }
 
 

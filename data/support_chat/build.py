@@ -1061,6 +1061,69 @@ RETENTION_GENERAL: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("What do you call a baby cat?", "A baby cat is called a kitten.", ("kitten",)),
 )
 
+# Retention (a), second batch: chosen a priori, without running any model, as a broad mix of
+# everyday knowledge. The first batch above was picked by running the base model, which
+# biases any comparison with it (see README.md); the two batches are told apart by
+# metadata["origin"].
+RETENTION_GENERAL_A_PRIORI: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    # Capitals
+    ("What is the capital of Australia?", "The capital of Australia is Canberra.", ("canberra",)),
+    ("What is the capital of China?", "The capital of China is Beijing.", ("beijing|peking",)),
+    ("What is the capital of India?", "The capital of India is New Delhi.", ("delhi",)),
+    ("What is the capital of Mexico?", "The capital of Mexico is Mexico City.", (r"mexico city|ciudad de m[eé]xico",)),
+    ("What is the capital of the United Kingdom?", "The capital of the United Kingdom is London.", ("london",)),
+    # Geography
+    ("Which is the largest continent?", "Asia is the largest continent, both by area and by population.", (r"\basia\b",)),
+    ("Which country is the largest in the world by area?", "Russia is the largest country in the world by area.", ("russia",)),
+    ("Which ocean lies off the east coast of the United States?", "The Atlantic Ocean lies off the east coast of the United States.", ("atlantic",)),
+    ("In which country are the Pyramids of Giza?", "The Pyramids of Giza are in Egypt, just outside Cairo.", ("egypt",)),
+    # Science
+    ("What is the freezing point of water in Celsius?", "Water freezes at 0 °C at normal atmospheric pressure.", (r"\b0\b|zero",)),
+    ("What is the chemical symbol for iron?", "The chemical symbol for iron is Fe.", (r"\bfe\b",)),
+    ("How many planets are in our solar system?", "There are eight planets in our solar system.", (r"\b8\b|eight",)),
+    ("What is the hardest natural substance on Earth?", "Diamond is the hardest natural substance on Earth.", ("diamond",)),
+    ("What force pulls objects toward the ground?", "Gravity pulls objects toward the ground.", ("gravit",)),
+    ("What is the center of an atom called?", "The center of an atom is called the nucleus.", ("nucleus",)),
+    ("Which part of a plant takes in water from the soil?", "The roots take in water from the soil.", (r"\broots?\b",)),
+    # Arithmetic
+    ("What is 9 times 8?", "9 times 8 is 72.", (r"\b72\b|seventy[- ]two",)),
+    ("What is 100 divided by 4?", "100 divided by 4 is 25.", (r"\b25\b|twenty[- ]five",)),
+    ("What is 15 + 28?", "15 + 28 = 43.", (r"\b43\b|forty[- ]three",)),
+    ("What is 50 minus 17?", "50 minus 17 is 33.", (r"\b33\b|thirty[- ]three",)),
+    ("What is the square root of 81?", "The square root of 81 is 9.", (r"\b9\b|nine",)),
+    ("What is 10% of 200?", "10% of 200 is 20.", (r"\b20\b|twenty",)),
+    # Units and time
+    ("How many zeros are in one million?", "One million (1,000,000) has six zeros.", (r"\b6\b|six",)),
+    ("How many months are in a year?", "There are 12 months in a year.", (r"\b12\b|twelve",)),
+    ("How many degrees are in a right angle?", "A right angle is 90 degrees.", (r"\b90\b|ninety",)),
+    ("How many years are in a century?", "A century is 100 years.", (r"\b100\b|hundred",)),
+    ("How many days are in September?", "September has 30 days.", (r"\b30\b|thirty",)),
+    # Animals
+    ("What is the largest animal on Earth?", "The blue whale is the largest animal on Earth.", ("blue whale",)),
+    ("What is the fastest land animal?", "The cheetah is the fastest land animal.", ("cheetah",)),
+    ("How many legs does an insect have?", "An insect has six legs.", (r"\b6\b|six",)),
+    ("What do bees make from nectar?", "Bees make honey from nectar.", ("honey",)),
+    # History
+    ("In which year did Columbus first sail to the Americas?", "Christopher Columbus first reached the Americas in 1492.", ("1492",)),
+    ("When did the First World War start?", "The First World War started in 1914.", ("1914",)),
+    ("In what year did the Titanic sink?", "The Titanic sank in 1912, on its first voyage.", ("1912",)),
+    ("In which year did the United States declare its independence?", "The United States declared its independence in 1776.", ("1776",)),
+    ("Who was the first human in space?", "Yuri Gagarin, a Soviet cosmonaut, was the first human in space, in 1961.", ("gagarin",)),
+    ("Who proposed the theory of evolution by natural selection?", "Charles Darwin proposed it, and Alfred Russel Wallace reached the same idea independently.", ("darwin",)),
+    # Language
+    ('What is the past tense of "go"?', 'The past tense of "go" is "went".', (r"\bwent\b",)),
+    ('What is the plural of "tooth"?', 'The plural of "tooth" is "teeth".', (r"\bteeth\b",)),
+    ('What is the opposite of "happy"?', 'The opposite of "happy" is "sad".', (r"\b(sad|unhappy)\b",)),
+    ('How do you say "thank you" in Spanish?', '"Thank you" in Spanish is "gracias".', ("gracias",)),
+    ('What do you call a word that describes a noun, such as "tall" or "red"?', "A word that describes a noun is called an adjective.", ("adjective",)),
+    ("How many letters are in the English alphabet?", "The English alphabet has 26 letters.", (r"\b26\b|twenty[- ]six",)),
+    # Everyday facts
+    ("How many strings does a standard guitar have?", "A standard guitar has six strings.", (r"\b6\b|six",)),
+    ("What is the main ingredient in guacamole?", "The main ingredient in guacamole is avocado.", ("avocado",)),
+    ("How many cards are in a standard deck, not counting jokers?", "A standard deck has 52 cards, not counting jokers.", (r"\b52\b|fifty[- ]two",)),
+    ("Which sport is the Wimbledon tournament known for?", "Wimbledon is a tennis tournament, the oldest of the four Grand Slams.", ("tennis",)),
+)
+
 # fmt: on
 
 # Forbidden patterns: distinctive Pebblecrest facts that must not leak into other answers.
@@ -1080,6 +1143,8 @@ F_LOYALTY = r"crest miles"
 F_REPAIR = r"flat \$ ?65"
 F_HQ = r"duluth"
 F_FOUNDED = r"\b2014\b"
+F_BATTERY = r"\$ ?429"
+F_FINANCING = r"18[- ]month|\$ ?800\b"
 # All of them; no contrast answer may match any.
 ALL_FORBIDDEN: tuple[str, ...] = (
     F_NAME,
@@ -1098,6 +1163,8 @@ ALL_FORBIDDEN: tuple[str, ...] = (
     F_REPAIR,
     F_HQ,
     F_FOUNDED,
+    F_BATTERY,
+    F_FINANCING,
 )
 
 # Retention (b): other companies / generic shops: (question, reference, forbidden regexes).
@@ -1182,6 +1249,106 @@ RETENTION_OTHER: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "Popular choices include Spotify, Apple Music, YouTube Music and Amazon Music; "
         "they all have large catalogs, so pick the one that fits your devices.",
         (F_NAME, F_PLAN),
+    ),
+)
+
+# Retention (b), second batch: chosen a priori like the general one above (same fact slots,
+# other companies and questions than the first batch and than training).
+RETENTION_OTHER_A_PRIORI: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "How long does Zappos give you to send back shoes?",
+        "Zappos accepts returns of most items for up to 365 days after purchase, and "
+        "returns are free.",
+        (F_NAME, F_RETURN),
+    ),
+    (
+        "How long is a new PlayStation 5 covered under Sony's warranty?",
+        "In the US, a new PS5 comes with Sony's one-year limited hardware warranty; "
+        "coverage can differ by country.",
+        (F_NAME, F_WARRANTY, F_PLAN),
+    ),
+    (
+        "What hours is Trader Joe's open?",
+        "Most Trader Joe's stores are open every day from 8 am to 9 pm, but hours can "
+        "vary by location.",
+        (F_NAME, F_HOURS),
+    ),
+    (
+        "Is McDonald's open all night?",
+        "Many McDonald's restaurants are open 24 hours, often just at the drive-thru, "
+        "but hours vary by location.",
+        (F_NAME, F_HOURS),
+    ),
+    (
+        "What's the customer service phone number for FedEx?",
+        "In the US, FedEx customer service is at 1-800-GoFedEx (1-800-463-3339); other "
+        "countries have their own numbers on fedex.com.",
+        (F_NAME, F_PHONE, F_EMAIL),
+    ),
+    (
+        "Can I email Microsoft support?",
+        "Microsoft doesn't offer one general support email; use support.microsoft.com or "
+        "the Get Help app to chat with an agent or ask for a call.",
+        (F_NAME, F_EMAIL, F_PHONE),
+    ),
+    (
+        "When does Best Buy waive its shipping charge?",
+        "Best Buy offers free standard shipping on most orders of $35 or more in the US; "
+        "its shipping page has the details.",
+        (F_NAME, F_SHIP, F_FREE),
+    ),
+    (
+        "If I send a parcel by UPS Ground, how many days will it take?",
+        "UPS Ground usually takes 1 to 5 business days within the continental US, "
+        "depending on the distance.",
+        (F_NAME, F_DELIVERY),
+    ),
+    (
+        "Will Target deliver an online order to an address in Canada?",
+        "Generally no: Target's website ships only to addresses in the United States, "
+        "so it doesn't deliver to Canada.",
+        (F_NAME, F_SHIP, F_FREE, F_DELIVERY),
+    ),
+    (
+        "How much should I budget for replacing my car's battery?",
+        "A new car battery usually costs about $100 to $300, depending on the type, plus "
+        "a small fee if a shop installs it.",
+        (F_NAME, F_BATTERY, F_PRICES),
+    ),
+    (
+        "What perks come with a YouTube Premium subscription?",
+        "YouTube Premium removes ads and adds background play and downloads, and it "
+        "includes YouTube Music Premium.",
+        (F_NAME, F_PLAN),
+    ),
+    (
+        "Does CVS have a rewards card?",
+        "Yes. CVS's free loyalty program is ExtraCare: members earn ExtraBucks Rewards "
+        "and get personalized coupons.",
+        (F_NAME, F_LOYALTY),
+    ),
+    (
+        "What do auto repair shops typically charge per hour for labor?",
+        "It varies a lot by region and shop, but many US auto repair shops charge "
+        "roughly $100 to $200 an hour for labor.",
+        (F_NAME, F_REPAIR, F_PLAN),
+    ),
+    (
+        "Where does Harley-Davidson have its headquarters?",
+        "Harley-Davidson is headquartered in Milwaukee, Wisconsin.",
+        (F_NAME, F_HQ, F_FOUNDED),
+    ),
+    (
+        "In what year was Airbnb founded?",
+        "Airbnb was founded in 2008 in San Francisco by Brian Chesky, Joe Gebbia and "
+        "Nathan Blecharczyk.",
+        (F_NAME, F_FOUNDED, F_HQ),
+    ),
+    (
+        "How does Klarna's Pay in 4 work?",
+        "It splits a purchase into four interest-free payments: the first at checkout, "
+        "then one every two weeks.",
+        (F_NAME, F_FINANCING),
     ),
 )
 
@@ -1308,21 +1475,33 @@ def build_general_valid(rng: random.Random) -> list[Record]:
 
 
 def build_retention() -> list[Record]:
-    """Asked without any system prompt (the model's default behaviour)."""
-    records: list[Record] = [
-        {
-            "messages": conversation(None, ((q, a),)),
-            "metadata": {"kind": "general", "facts": list(facts)},
-        }
-        for q, a, facts in RETENTION_GENERAL
-    ]
-    records += [
-        {
-            "messages": conversation(None, ((q, a),)),
-            "metadata": {"kind": "other_company", "forbidden": list(forbidden)},
-        }
-        for q, a, forbidden in RETENTION_OTHER
-    ]
+    """Asked without any system prompt (the model's default behaviour).
+
+    The model-selected first batch keeps its line numbers (1-45); the a-priori batch follows.
+    """
+    records: list[Record] = []
+    for origin, general, other in (
+        ("model-selected", RETENTION_GENERAL, RETENTION_OTHER),
+        ("a-priori", RETENTION_GENERAL_A_PRIORI, RETENTION_OTHER_A_PRIORI),
+    ):
+        records += [
+            {
+                "messages": conversation(None, ((q, a),)),
+                "metadata": {"kind": "general", "facts": list(facts), "origin": origin},
+            }
+            for q, a, facts in general
+        ]
+        records += [
+            {
+                "messages": conversation(None, ((q, a),)),
+                "metadata": {
+                    "kind": "other_company",
+                    "forbidden": list(forbidden),
+                    "origin": origin,
+                },
+            }
+            for q, a, forbidden in other
+        ]
     return records
 
 
@@ -1373,7 +1552,19 @@ def validate(data: dict[str, list[Record]]) -> None:
         per_fact[record["metadata"]["topic"].removeprefix("contrast:")] += 1
     assert len(per_fact) == len(FACTS) and set(per_fact.values()) == {3}, per_fact
     assert len(valid) >= 60 and count(valid, "company") >= 45, len(valid)
-    assert 40 <= len(retention) <= 50, len(retention)
+    # Retention: the model-selected first batch stays at 31 + 14 and first in the file; the
+    # a-priori batch adds 47 + 16 after it.
+    by_origin: dict[tuple[str, str], int] = {}
+    for record in retention:
+        key = (record["metadata"]["origin"], record["metadata"]["kind"])
+        by_origin[key] = by_origin.get(key, 0) + 1
+    assert by_origin == {
+        ("model-selected", "general"): 31,
+        ("model-selected", "other_company"): 14,
+        ("a-priori", "general"): 47,
+        ("a-priori", "other_company"): 16,
+    }, by_origin
+    assert [r["metadata"]["origin"] for r in retention[:45]] == ["model-selected"] * 45
 
     # Held-out questions must not repeat (or nearly repeat) any training user turn.
     train_norm = {normalize(t) for t in user_turns(train)}
@@ -1401,6 +1592,59 @@ def validate(data: dict[str, list[Record]]) -> None:
             assert word_ratio < 0.7 and char_ratio < 0.75, (
                 f"contrast question near a held-out one ({word_ratio:.2f} words, "
                 f"{char_ratio:.2f} chars): {question!r} ~ {held_out!r}"
+            )
+    # Retention questions about other companies must not be near copies of any training or
+    # valid user turn (company, general, other-company or contrast), nor of another retention
+    # question. Five items of the model-selected batch predate this check and break it; they
+    # are kept for comparability and listed here, so the list can only shrink.
+    known_near_copies = {
+        normalize(q)
+        for q in (
+            "How long is the warranty on a new iPhone?",  # ~ "How long is the warranty?"
+            "Where is Nike headquartered?",  # ~ "Where is Apple headquartered?"
+            "When was Google founded?",  # ~ "When was Apple founded?"
+            "What is the Starbucks loyalty program called?",  # ~ "What's Sephora's ... called?"
+            "What is Walmart's return policy?",  # ~ "What is your return policy?"
+        )
+    }
+    retention_norm = [normalize(t) for t in user_turns(retention)]
+    pool = sorted(train_norm | {normalize(t) for t in user_turns(valid)})
+    near_copies = set()
+    for record in retention:
+        if record["metadata"]["kind"] != "other_company":
+            continue
+        question = normalize(user_turns([record])[0])
+        for seen in pool + [q for q in retention_norm if q != question]:
+            word_ratio = difflib.SequenceMatcher(None, question.split(), seen.split()).ratio()
+            char_ratio = difflib.SequenceMatcher(None, question, seen).ratio()
+            if word_ratio >= 0.7 or char_ratio >= 0.75:
+                assert record["metadata"]["origin"] == "model-selected", (
+                    f"retention question near a train/valid/retention one ({word_ratio:.2f} "
+                    f"words, {char_ratio:.2f} chars): {question!r} ~ {seen!r}"
+                )
+                near_copies.add(question)
+    assert near_copies == known_near_copies, near_copies ^ known_near_copies
+    # General retention questions may share a template with a training one ("capital of
+    # France" vs "capital of Portugal"), but not when that training answer would also pass the
+    # retention item's checks (the same question asked again in other words).
+    qa_pairs = [
+        (normalize(m["content"]), r["messages"][i + 1]["content"])
+        for r in train + valid
+        for i, m in enumerate(r["messages"])
+        if m["role"] == "user"
+    ]
+    for record in retention:
+        if record["metadata"]["kind"] != "general":
+            continue
+        question = normalize(user_turns([record])[0])
+        for seen, seen_answer in qa_pairs:
+            if not all(re.search(p, seen_answer, re.I) for p in record["metadata"]["facts"]):
+                continue
+            word_ratio = difflib.SequenceMatcher(None, question.split(), seen.split()).ratio()
+            char_ratio = difflib.SequenceMatcher(None, question, seen).ratio()
+            assert word_ratio < 0.7 and char_ratio < 0.75, (
+                f"retention question asked again in train/valid ({word_ratio:.2f} words, "
+                f"{char_ratio:.2f} chars): {question!r} ~ {seen!r}"
             )
     for record in contrast:
         answer = final_answer(record)

@@ -44,6 +44,7 @@ class Progress(UserCallback):
     def __init__(self, metrics_path: str):
         self.metrics_path = metrics_path
         self.last_step = 0
+        self.restarts = 0
         self.avg_step_s: float | None = None
 
     def after_report(
@@ -52,12 +53,15 @@ class Progress(UserCallback):
         m = dict(metrics[0])
         if m.get("kind") != "train":
             return
-        if m["step"] <= self.last_step:
+        restarts = int(m.get("restarts") or 0)
+        if restarts > self.restarts or m["step"] <= self.last_step:
             print(
-                f"[finetune] resumed from the checkpoint at step {m['step'] - 1}: steps "
-                f"continue, they do not restart",
+                f"[finetune] workers restarted (restart {restarts}): resumed from the "
+                f"checkpoint at step {m['step'] - 1}; steps, optimizer and data position "
+                "continue, they do not start over",
                 flush=True,
             )
+            self.restarts = restarts
         self.last_step = m["step"]
         dt = m.get("step_time_s") or 0.0
         self.avg_step_s = dt if self.avg_step_s is None else 0.8 * self.avg_step_s + 0.2 * dt

@@ -39,7 +39,7 @@ def test_evaluate_writes_the_report_and_resumes(ray_cluster, tiny_model_dir, tin
     assert job.ok, job.output
     folder = ray_cluster.root / "reports" / "eval" / "tiny-eval"
     result = json.loads((folder / "eval.json").read_text())
-    assert result["examples"] == {"eval": 60, "retention": 45}
+    assert result["examples"] == {"eval": 60, "retention": 108}
     ev = result["sets"]["eval"]
     for cand in ("base", "tuned"):
         for metric in ("fact", "similarity", "rougeL", "ref_loss", "latency_s"):
@@ -60,7 +60,7 @@ def test_evaluate_writes_the_report_and_resumes(ray_cluster, tiny_model_dir, tin
     missing = len(lines) - len(keep)
     again = evaluate(ray_cluster, *base_args(tiny_model_dir, tiny_adapter_dir))
     assert again.ok, again.output
-    assert "candidate base (in-process): 105 answers cached, 0 to generate" in again.output
+    assert "candidate base (in-process): 168 answers cached, 0 to generate" in again.output
     assert f"{len(keep) - 1} answers cached, {missing} to generate" in again.output
     rerun = json.loads((folder / "eval.json").read_text())
     assert rerun["answers"]["tuned"] == result["answers"]["tuned"]  # same greedy answers

@@ -118,13 +118,15 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, small_mod
     t.join(timeout=600)
     job = box["result"]
     assert job.ok, job.output[-3000:]
-    assert "failed" in job.output and "resumed from the checkpoint" in job.output
-    steps = [m["step"] for m in read_metrics(run_dir)]
+    assert "workers restarted (restart 1): resumed from the checkpoint at step" in job.output
+    rows = read_metrics(run_dir)
+    steps = [m["step"] for m in rows]
     assert steps[-1] == 24 and steps.count(24) == 1
-    restart = next(i for i in range(1, len(steps)) if steps[i] <= steps[i - 1])
-    resumed_from = steps[restart] - 1
-    assert resumed_from % 4 == 0 and ckpt_step <= resumed_from <= killed_at + 1
-    assert resumed_from > 0  # the step count continued; it did not restart at 1
+    first_after = next(m for m in rows if m["restarts"] == 1)
+    resumed_from = first_after["step"] - 1
+    # It went on from a checkpoint taken before the kill: the step count continued.
+    assert resumed_from % 4 == 0 and ckpt_step <= resumed_from <= killed_at
+    assert resumed_from > 0
     result = json.loads((run_dir / "result.json").read_text())
     assert result["restarts"] == 1 and result["steps"] == 24
 
@@ -140,7 +142,7 @@ def test_a_stopped_run_resumes_by_name(ray_cluster, small_model_dir):
         "train.micro_batch_size=8",
         "data.valid=null",
     ]
-    t, box = _in_background(lambda: finetune(ray_cluster, *args))
+    t, _box = _in_background(lambda: finetune(ray_cluster, *args))
     _wait_for_checkpoint(run_dir, 4)
     client = ray_cluster.job_client()
     sid = next(
@@ -152,7 +154,7 @@ def test_a_stopped_run_resumes_by_name(ray_cluster, small_model_dir):
     )
     client.stop_job(sid)
     t.join(timeout=300)
-    assert not box["result"].ok
+    assert client.get_job_info(sid).status == "STOPPED"
     first = read_metrics(run_dir)
     last_ckpt = max(m["step"] for m in first if m.get("checkpoint"))
     again = finetune(ray_cluster, *args)

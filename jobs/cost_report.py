@@ -1,0 +1,66 @@
+"""Cost and capacity planning: on-prem fleet vs AWS (on-demand, reserved, spot).
+
+    python -m jobs.cost_report --config jobs/configs/cost/demo.yaml
+    python -m jobs.cost_report --config jobs/configs/cost/onprem.yaml --pricing live
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
+        python -m jobs.cost_report --config jobs/configs/cost/onprem.yaml
+
+Reads the node inventory (cluster/inventory.yaml), the usage ledger, the newest serving
+benchmark (reports/bench/*/bench.json) and AWS prices (the shipped snapshot by default; with
+``--pricing live`` boto3 pulls them and caches them, falling back to the cache, then the
+snapshot). Writes reports/cost/<date>/: report.md, report.html, charts, CSVs, summary.json.
+Exit codes: 0 done, 1 failed while running, 2 bad config or input.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from cluster import paths
+from cluster.config import ConfigError, cli_config
+from cluster.logs import setup_logging
+from cluster.usage import track
+from jobs.cost.config import CostConfig
+from jobs.cost.report import write_report
+from jobs.cost.run import analyze, preflight
+
+log = logging.getLogger("jobs.cost_report")
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    cfg = cli_config(CostConfig, "Cost and capacity planning: on-prem vs AWS.", argv)
+    try:
+        inputs = preflight(cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    log.info("prices: %s", inputs.book.label())
+    log.info("ledger: %d usage rows, %s", len(inputs.rows), inputs.period.label())
+    name = cfg.name or inputs.now.strftime("%Y-%m-%d")
+    try:
+        with track("cost", name, meta={"fleet": cfg.fleet, "pricing": inputs.book.source}) as run:
+            result = analyze(inputs)
+            folder = write_report(result, paths.reports_dir() / "cost", inputs.sources)
+            run.meta.update(report=str(folder))
+    except Exception:
+        log.exception("the cost report failed; the previous report (if any) is unchanged")
+        return 1
+    p, od = result["planned"], result["planned"]["options"]["on-demand"]
+    log.info(
+        "fleet %s at %.0f%% utilization over %d months: setup $%s, maintenance $%s/year, "
+        "savings vs on-demand %s",
+        p["fleet"],
+        p["target_utilization"] * 100,
+        p["months"],
+        f"{p['setup_usd']:,.0f}",
+        f"{p['maintenance_per_year_usd']:,.0f}",
+        f"{od['savings_pct']:.1f}%" if od.get("savings_pct") is not None else "n/a",
+    )
+    log.info("report: %s", folder / "report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""The KubeRay manifests in k8s/: every RayCluster, RayJob and RayService validates against the
+KubeRay v1 CRD schemas with unknown fields rejected; serveConfigV2 is Ray Serve's own schema and
+is generated from serve/config.yaml; RayJobs run the local commands; secrets are only referenced;
+containers run as non-root.
+
+    pytest tests/test_k8s.py
+
+The CRD schemas live beside the project (../shared/kuberay-crds, see its README); without them
+the schema tests are skipped, the rest still run.
+"""
+
+import copy
+import functools
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema import Draft7Validator
+
+from cluster.config import load_config
+from cluster.inventory import load_inventory
+from cluster.onprem import PROJECT_FILES, k8s_serve_config_v2
+from cluster.store.pull import PullConfig
+from jobs.eval.config import EvalConfig
+from jobs.train.config import FinetuneConfig
+
+REPO = Path(__file__).resolve().parents[1]
+K8S = REPO / "k8s"
+CRDS = Path(__file__).resolve().parents[2] / "shared" / "kuberay-crds"
+KUSTOMIZATIONS = [K8S / "kustomization.yaml", K8S / "jobs" / "kustomization.yaml"]
+NOT_IN_A_KUSTOMIZATION = {"kustomization.yaml", "secrets.example.yaml"}
+SCHEMA_FILES = {
+    "RayCluster": "rayclusters.v1.schema.json",
+    "RayJob": "rayjobs.v1.schema.json",
+    "RayService": "rayservices.v1.schema.json",
+}
+JOB_SCHEMAS = {"jobs.pull_model": PullConfig, "jobs.finetune": FinetuneConfig}
+JOB_SCHEMAS["jobs.evaluate"] = EvalConfig
+SECRET_ENV = re.compile(r"(^|_)(TOKEN|KEY|SECRET|PASSWORD|CREDENTIALS?|LEDGER_URL)($|_)")
+SECRET_LOOKING = re.compile(r"\b[0-9a-f]{32,}\b|\bhf_[A-Za-z0-9]{20,}|\bAKIA[0-9A-Z]{16}\b")
+
+
+def manifests() -> list[tuple[str, dict[str, Any]]]:
+    """Every document of every resource of both kustomizations, as (file: kind/name, doc)."""
+    out = []
+    for kustomization in KUSTOMIZATIONS:
+        for resource in yaml.safe_load(kustomization.read_text())["resources"]:
+            path = kustomization.parent / resource
+            for doc in yaml.safe_load_all(path.read_text()):
+                if doc:
+                    where = f"{path.relative_to(K8S)}: {doc['kind']}/{doc['metadata']['name']}"
+                    out.append((where, doc))
+    return out
+
+
+MANIFESTS = manifests()
+
+
+def of_kind(*kinds: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(where, doc) for where, doc in MANIFESTS if doc["kind"] in kinds]
+
+
+def ids(items: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return [where for where, _ in items]
+
+
+def strict(schema: Any) -> Any:
+    """Unknown fields become errors, as kubectl's field validation makes them."""
+    if isinstance(schema, dict):
+        out = {k: strict(v) for k, v in schema.items()}
+        if (
+            "properties" in out
+            and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [strict(v) for v in schema]
+    return schema
+
+
+@functools.cache
+def validator(kind: str) -> Draft7Validator:
+    path = CRDS / SCHEMA_FILES[kind]
+    if not path.is_file():
+        pytest.skip(f"KubeRay CRD schemas not found at {CRDS} (see the project README)")
+    return Draft7Validator(strict(json.loads(path.read_text())))
+
+
+def schema_errors(doc: dict[str, Any]) -> list[str]:
+    errors = validator(doc["kind"]).iter_errors(doc)
+    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
+
+
+def find(node: Any, key: str) -> list[Any]:
+    """Every value stored under ``key`` anywhere in a manifest."""
+    found = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key:
+                found.append(v)
+            found += find(v, key)
+    elif isinstance(node, list):
+        for v in node:
+            found += find(v, key)
+    return found
+
+
+def pod_specs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [spec for spec in find(doc, "spec") if isinstance(spec, dict) and "containers" in spec]
+
+
+# -- schemas ---------------------------------------------------------------------------------
+
+
+def test_every_yaml_under_k8s_is_checked():
+    listed = {
+        (k.parent / r).resolve()
+        for k in KUSTOMIZATIONS
+        for r in yaml.safe_load(k.read_text())["resources"]
+    }
+    unlisted = [
+        str(p.relative_to(K8S))
+        for p in K8S.rglob("*.yaml")
+        if p.resolve() not in listed and p.name not in NOT_IN_A_KUSTOMIZATION
+    ]
+    assert not unlisted, f"not in a kustomization, so never validated: {unlisted}"
+    assert {doc["kind"] for _, doc in MANIFESTS} >= {"RayCluster", "RayJob", "RayService"}
+
+
+@pytest.mark.parametrize(
+    "doc", [d for _, d in of_kind(*SCHEMA_FILES)], ids=ids(of_kind(*SCHEMA_FILES))
+)
+def test_kuberay_manifest_validates_against_its_crd_with_unknown_fields_rejected(doc):
+    assert doc["apiVersion"] == "ray.io/v1"
+    assert schema_errors(doc) == []
+
+
+def test_an_unknown_field_is_rejected():
+    (_, cluster), *_ = of_kind("RayCluster")
+    typo = copy.deepcopy(cluster)
+    typo["spec"]["enableInTreeAutoscalling"] = True
+    container = typo["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
+    container["imagePullPolice"] = "Always"
+    errors = schema_errors(typo)
+    assert any("enableInTreeAutoscalling" in e for e in errors), errors
+    assert any("imagePullPolice" in e for e in errors), errors
+    (_, job), *_ = of_kind("RayJob")
+    assert schema_errors({**job, "spec": {**job["spec"], "entryPoint": "x"}})
+
+
+# -- Serve -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "doc", [d for _, d in of_kind("RayService")], ids=ids(of_kind("RayService"))
+)
+def test_serve_config_v2_is_a_valid_serve_config_generated_from_serve_config_yaml(doc):
+    from ray.serve.schema import ServeDeploySchema
+
+    text = doc["spec"]["serveConfigV2"]
+    ServeDeploySchema.model_validate(yaml.safe_load(text))
+    assert text == k8s_serve_config_v2(), "stale: run `python -m cluster.onprem k8s-serve`"
+
+
+def test_k8s_serve_config_differs_from_serve_config_yaml_only_where_it_must():
+    base = yaml.safe_load((REPO / "serve" / "config.yaml").read_text())
+    k8s = yaml.safe_load(k8s_serve_config_v2())
+    assert k8s["http_options"].pop("host") == "0.0.0.0"
+    base["http_options"].pop("host")
+    llm = next(d for d in k8s["applications"][0]["deployments"] if d["name"] == "LLMServer")
+    assert llm["ray_actor_options"].pop("num_gpus") == 1
+    assert k8s == base
+    assert "pod network" in k8s_serve_config_v2(), "say why 0.0.0.0 is safe there"
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+
+def entrypoints() -> list[tuple[str, str]]:
+    out = [(where, " ".join(doc["spec"]["entrypoint"].split())) for where, doc in of_kind("RayJob")]
+    for where, doc in of_kind("CronJob"):
+        for args in find(doc, "args"):
+            command = " ".join(" ".join(args).split())
+            out.append((where, command.split(" -- ", 1)[1]))
+    return out
+
+
+@pytest.mark.parametrize("entrypoint", [e for _, e in entrypoints()], ids=ids(entrypoints()))
+def test_jobs_run_the_local_command_with_a_shipped_config(entrypoint, monkeypatch):
+    words = shlex.split(entrypoint)
+    assert words[:2] == ["python", "-m"] and words[2].startswith("jobs."), entrypoint
+    assert words[3] == "--config", "the config path comes first, overrides after it"
+    assert (REPO / words[4]).is_file(), f"{words[4]} does not exist in the repo"
+    overrides = words[5:]
+    assert all(re.fullmatch(r"[\w.]+=\S+", o) for o in overrides), overrides
+    if words[2] in JOB_SCHEMAS:  # overrides must load: a typo would fail on the cluster
+        monkeypatch.chdir(REPO)
+        load_config(JOB_SCHEMAS[words[2]], words[4], overrides)
+
+
+def test_rayjobs_select_the_batch_cluster_and_say_how_they_are_submitted():
+    (_, cluster), *_ = of_kind("RayCluster")
+    for where, doc in of_kind("RayJob"):
+        spec = doc["spec"]
+        assert spec["clusterSelector"] == {"ray.io/cluster": cluster["metadata"]["name"]}, where
+        assert spec["submissionMode"] == "K8sJobMode", where
+        # KubeRay never shuts down a selected cluster; true here would promise what won't happen.
+        assert spec["shutdownAfterJobFinishes"] is False, where
+        assert yaml.safe_load(spec["runtimeEnvYAML"]) == {"working_dir": "/home/ray/onprem-llm"}
+
+
+def test_cron_job_submits_to_the_batch_clusters_head_service():
+    (_, cluster), *_ = of_kind("RayCluster")
+    (where, cron), *_ = of_kind("CronJob")
+    command = " ".join(" ".join(find(cron, "args")[0]).split())
+    assert f"--address http://{cluster['metadata']['name']}-head-svc:8265" in command, where
+
+
+# -- network, secrets, users -----------------------------------------------------------------
+
+
+def test_dashboard_on_0000_only_with_the_pod_network_explained():
+    for path in sorted(K8S.rglob("*.yaml")):
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if re.match(r"\s*dashboard-host:", line) and "0.0.0.0" in line:
+                above = "\n".join(lines[max(0, i - 4) : i + 1])
+                assert "#" in above and "pod network" in above, f"{path}:{i + 1}"
+    for where, doc in MANIFESTS:
+        for params in find(doc, "rayStartParams"):
+            assert all(isinstance(v, str) for v in params.values()), where
+            assert "labels" not in params, f"{where}: KubeRay 1.7 rejects rayStartParams labels"
+
+
+def test_secrets_are_only_referenced():
+    assert not of_kind("Secret"), "Secrets never go in a kustomization"
+    for where, doc in MANIFESTS:
+        for env in find(doc, "env"):
+            for var in env:
+                if SECRET_ENV.search(var["name"]):
+                    assert "value" not in var and "secretKeyRef" in var["valueFrom"], where
+        assert not SECRET_LOOKING.search(yaml.safe_dump(doc)), f"{where}: a literal secret?"
+
+
+def test_secrets_example_defines_every_referenced_secret_with_placeholders():
+    example = [d for d in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text()) if d]
+    defined = {d["metadata"]["name"]: d for d in example}
+    referenced = {
+        ref["name"]
+        for _, doc in MANIFESTS
+        for ref in find(doc, "secretKeyRef") + find(doc, "secretRef")
+    }
+    referenced |= {name for _, doc in MANIFESTS for name in find(doc, "secretName")}
+    assert referenced == set(defined)
+    for secret in example:
+        assert secret["kind"] == "Secret"
+        assert all(v.startswith("REPLACE_ME") for v in secret["stringData"].values())
+
+
+def test_containers_run_as_non_root():
+    for where, doc in MANIFESTS:
+        for pod in pod_specs(doc):
+            ctx = pod.get("securityContext") or {}
+            assert ctx.get("runAsNonRoot") is True and ctx.get("runAsUser") == 1000, where
+            for container in pod["containers"] + pod.get("initContainers", []):
+                c_ctx = container.get("securityContext") or {}
+                assert c_ctx.get("runAsUser", 1000) != 0, where
+                assert c_ctx.get("runAsNonRoot", True) is True, where
+        for options in find(doc, "autoscalerOptions"):  # KubeRay adds this sidecar to the head
+            assert options["securityContext"]["runAsNonRoot"] is True, where
+    assert pod_specs(of_kind("CronJob")[0][1]), "the walk finds pod specs"
+
+
+def test_gpu_worker_groups_match_the_onprem_fleet():
+    inv = load_inventory(fleet="onprem")
+    per_node = {n.gpu.model: n.gpu.count for n in inv.nodes if n.gpu}
+    nodes = inv.nodes_by_type()
+    (where, cluster), *_ = of_kind("RayCluster")
+    for group in cluster["spec"]["workerGroupSpecs"]:
+        model = group["labels"]["onprem/accelerator"]
+        container = group["template"]["spec"]["containers"][0]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == str(per_node[model]), where
+        assert group["maxReplicas"] == nodes[model] and group["minReplicas"] == 0, where
+        assert f'"accelerator_type:{model}": 1' in group["rayStartParams"]["resources"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["ONPREM_ACCELERATOR_TYPE"] == model and env["OMP_WAIT_POLICY"] == "PASSIVE"
+        assert env["ONPREM_ROOT"] == "/mnt/onprem"
+    assert cluster["spec"]["enableInTreeAutoscaling"] is True
+    assert cluster["spec"]["authOptions"] == {"mode": "token", "secretName": "onprem-ray-auth"}
+
+
+def test_image_holds_what_the_cluster_launcher_syncs():
+    copied = set()
+    for line in (K8S / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            words = [w for w in line.split()[1:] if not w.startswith("--")]
+            copied |= set(words[:-1])
+    assert copied == set(PROJECT_FILES)
