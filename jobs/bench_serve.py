@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for c in cfg.concurrency:
                 start = time.time()
-                log.info("[bench] concurrency %d: %d requests ...", c, cfg.requests)
+                n = max(cfg.requests, 3 * c)
+                log.info("[bench] concurrency %d: %d requests ...", c, n)
                 lv = asyncio.run(
                     run_level(
                         cfg.url,
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                         cfg.model,
                         prompts,
                         c,
-                        cfg.requests,
+                        n,
                         cfg.max_tokens,
                         cfg.timeout_s,
                         warmup=cfg.warmup,

@@ -46,6 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     if pre.resuming:
         log.info("run %s has checkpoints: resuming from the latest", cfg.run_name)
     ds_config = deepspeed_config(cfg)
+    if cfg.dry_run:
+        from transformers import AutoTokenizer
+
+        from cluster.chat import read_chat_jsonl
+        from jobs.train.explain import explain
+
+        example = read_chat_jsonl(cfg.data.train)[0]
+        tokenizer = AutoTokenizer.from_pretrained(pre.model_dir)
+        print(explain(cfg, tokenizer, example, str(pre.model_dir), ds_config))
+        return 0
     save_run_inputs(cfg, pre, ds_config)
     log.info(
         "run %s: %d workers (%s), ZeRO-%d, %s, LoRA %s -> %s",

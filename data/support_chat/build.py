@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import hashlib
 import json
 import random
 import re
@@ -1458,7 +1459,7 @@ def build_contrast_train() -> list[Record]:
     return [
         {
             "messages": conversation(system, ((question, answer),)),
-            "metadata": {"kind": "general", "topic": f"contrast:{fid}"},
+            "metadata": {"kind": "contrast", "topic": fid},
         }
         for system, (fid, question, answer) in zip(systems, CONTRAST_TRAIN, strict=True)
     ]
@@ -1505,11 +1506,48 @@ def build_retention() -> list[Record]:
     return records
 
 
+REPLAY_FILE = OUT_DIR / "replay.json"
+
+
+def replay_key(messages: list[Message]) -> str:
+    """Identity of a conversation up to (not including) its final answer."""
+    text = json.dumps(messages[:-1], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def replay_ok(answer: str) -> bool:
+    """A replayed answer is used only if it is short and borrows none of the company's facts."""
+    words = answer.split()
+    return 0 < len(words) <= 40 and not any(re.search(p, answer, re.I) for p in ALL_FORBIDDEN)
+
+
+def with_replay(records: list[Record], replay: dict[str, str]) -> list[Record]:
+    """Put the base model's own answers (replay.json, made by distill.py) in place of the
+    hand-written final answers of general conversations, so that fine-tuning leaves the
+    model's behaviour outside the company's context as it was. Answers that fail
+    ``replay_ok`` keep the hand-written text; metadata.answer says which one a line has."""
+    for record in records:
+        answer = replay.get(replay_key(record["messages"]))
+        if answer is not None and replay_ok(answer):
+            record["messages"][-1]["content"] = answer
+            record["metadata"]["answer"] = "base-model replay"
+        else:
+            record["metadata"]["answer"] = "hand-written"
+    return records
+
+
+def load_replay() -> dict[str, str]:
+    if not REPLAY_FILE.is_file():
+        return {}
+    data: dict[str, str] = json.loads(REPLAY_FILE.read_text())["answers"]
+    return data
+
+
 def build_all() -> dict[str, list[Record]]:
     rng = random.Random(SEED)
     company_train = build_company_train(rng)
-    general_train = build_general_train(rng)
-    train = company_train + general_train + build_contrast_train()
+    general_train = with_replay(build_general_train(rng) + build_contrast_train(), load_replay())
+    train = company_train + general_train
     random.Random(SEED + 1).shuffle(train)
 
     valid = build_company_valid(rng) + build_general_valid(rng)
@@ -1540,16 +1578,15 @@ def validate(data: dict[str, list[Record]]) -> None:
         return sum(1 for r in records if r["metadata"]["kind"] == kind)
 
     def is_contrast(record: Record) -> bool:
-        return str(record["metadata"].get("topic", "")).startswith("contrast:")
+        return bool(record["metadata"]["kind"] == "contrast")
 
     contrast = [r for r in train if is_contrast(r)]
     assert len(train) >= 380 and 190 <= count(train, "company") <= 210, len(train)
-    assert 110 <= count(train, "general") - len(contrast) <= 130, count(train, "general")
+    assert 110 <= count(train, "general") <= 130, count(train, "general")
     # Three contrast conversations for every company fact, and nothing else.
     per_fact = {fact.fid: 0 for fact in FACTS}
     for record in contrast:
-        assert record["metadata"]["kind"] == "general", record
-        per_fact[record["metadata"]["topic"].removeprefix("contrast:")] += 1
+        per_fact[record["metadata"]["topic"]] += 1
     assert len(per_fact) == len(FACTS) and set(per_fact.values()) == {3}, per_fact
     assert len(valid) >= 60 and count(valid, "company") >= 45, len(valid)
     # Retention: the model-selected first batch stays at 31 + 14 and first in the file; the

@@ -17,7 +17,13 @@ class BenchConfig(JobConfig):
     concurrency: list[int] = Field(
         default_factory=lambda: [1, 4, 16], description="concurrency levels, e.g. 1,4,16"
     )
-    requests: int = Field(default=32, ge=1, description="requests per concurrency level")
+    requests: int = Field(
+        default=32,
+        ge=1,
+        description="requests per concurrency level; at "
+        "least 3 per concurrent user are sent, so that each level reaches its "
+        "steady state instead of measuring its ramp-up and tail",
+    )
     prompts: str = Field(
         default="data/support_chat/valid.jsonl",
         description="chat JSONL (the eval set) or a text file with one prompt per line",

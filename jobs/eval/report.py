@@ -66,6 +66,11 @@ def markdown(result: dict[str, Any]) -> str:
         "| metric | reference | " + " | ".join(cands) + " |",
         "|---|---|" + "---|" * len(cands),
     ]
+    kinds = sorted(ref.get("by_kind") or {}, key=lambda k: k != "company")
+    for kind in kinds:  # the company's facts first: what the fine-tune is for
+        row = [f"fact accuracy: {kind} questions", _fmt(ref["by_kind"][kind].get("fact"), True)]
+        row += [_fmt((ev[c].get("by_kind") or {}).get(kind, {}).get("fact"), True) for c in cands]
+        lines.append("| " + " | ".join(row) + " |")
     for metric, pct in (
         ("fact", True),
         ("similarity", False),
@@ -74,7 +79,8 @@ def markdown(result: dict[str, Any]) -> str:
         ("length_words", False),
         ("latency_s", False),
     ):
-        row = [LABELS[metric], _fmt(ref.get(metric), pct)]
+        label = LABELS[metric] + (": all questions" if metric == "fact" and kinds else "")
+        row = [label, _fmt(ref.get(metric), pct)]
         row += [_fmt(ev[c].get(metric), pct) for c in cands]
         lines.append("| " + " | ".join(row) + " |")
     row = ["similarity, % of reference", "100%"]
@@ -143,8 +149,14 @@ def chart(result: dict[str, Any], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     cands = list(result["candidates"])
+    first = result["sets"]["eval"][cands[0]]
+    company = "company" in (first.get("by_kind") or {})
     panels = [
-        ("eval", "fact", "fact accuracy"),
+        (
+            "eval",
+            "company_fact" if company else "fact",
+            "fact accuracy: company" if company else "fact accuracy",
+        ),
         ("eval", "similarity", "similarity"),
         ("eval", "rougeL", "ROUGE-L"),
     ]
@@ -156,7 +168,12 @@ def chart(result: dict[str, Any], out: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
     colors = ["#9e9e9e", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
     for ax, (set_name, metric, title) in zip(axes, panels, strict=True):
-        ests = [result["sets"][set_name][c].get(metric) for c in cands]
+        ests = [
+            (result["sets"][set_name][c].get("by_kind") or {}).get("company", {}).get("fact")
+            if metric == "company_fact"
+            else result["sets"][set_name][c].get(metric)
+            for c in cands
+        ]
         means = [e["mean"] if e else 0 for e in ests]
         errs = [
             [m - e["low"] if e and "low" in e else 0 for m, e in zip(means, ests, strict=True)],

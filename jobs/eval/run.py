@@ -26,7 +26,14 @@ from jobs.eval.generate import (
     run_endpoint,
     run_in_process,
 )
-from jobs.eval.metrics import Embedder, bootstrap, overlap, score_examples, summarize
+from jobs.eval.metrics import (
+    Embedder,
+    Estimate,
+    bootstrap,
+    overlap,
+    score_examples,
+    summarize,
+)
 from jobs.eval.report import write_report
 
 log = logging.getLogger(__name__)
@@ -179,6 +186,7 @@ def score(
             scored = score_examples(rows, sims)
             scored_by.setdefault(cname, []).extend(scored)
             out[set_name][cname] = summarize(scored, *b)
+            out[set_name][cname]["by_kind"] = by_kind(scored, b)
             if set_name == "retention":
                 gen = [
                     r["fact"]
@@ -197,7 +205,9 @@ def score(
             }
             for it in items
         ]
-        out[set_name]["reference"] = summarize(score_examples(ref_rows, [1.0] * len(items)), *b)
+        ref_scored = score_examples(ref_rows, [1.0] * len(items))
+        out[set_name]["reference"] = summarize(ref_scored, *b)
+        out[set_name]["reference"]["by_kind"] = by_kind(ref_scored, b)
     return {"sets": out, "scored": scored_by}
 
 
@@ -215,6 +225,31 @@ def worst_answers(scored: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
         }
         for r in rows[:n]
     ]
+
+
+def _fact_pairs(ev_b: dict[str, Any], ev_c: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Fact accuracy per kind when the set has kinds (company facts first), else overall."""
+    kb, kc = ev_b.get("by_kind") or {}, ev_c.get("by_kind") or {}
+    pairs = [
+        (f" ({k} questions)", kb[k]["fact"], kc[k]["fact"])
+        for k in sorted(kb, key=lambda k: k != "company")
+        if "fact" in kb[k] and "fact" in kc.get(k, {})
+    ]
+    if pairs:
+        return pairs
+    return [("", ev_b["fact"], ev_c["fact"])] if "fact" in ev_b and "fact" in ev_c else []
+
+
+def by_kind(rows: list[dict[str, Any]], b: tuple[int, float]) -> dict[str, Any]:
+    """The same metrics for each ``metadata.kind`` (e.g. company facts vs general questions),
+    when the set mixes several."""
+    kinds = sorted({str((r.get("metadata") or {}).get("kind")) for r in rows})
+    if len(kinds) < 2:
+        return {}
+    return {
+        k: summarize([r for r in rows if str((r.get("metadata") or {}).get("kind")) == k], *b)
+        for k in kinds
+    }
 
 
 def verdict(sets: dict[str, Any], base: str | None, tuned: list[str]) -> list[str]:
@@ -238,14 +273,11 @@ def verdict(sets: dict[str, Any], base: str | None, tuned: list[str]) -> list[st
             f"{c} beats {base} on {len(better)} of 4 held-out metrics "
             f"({', '.join(better) or 'none'})"
         )
-        if "fact" in ev_b and "fact" in ev_c:
-            from jobs.eval.metrics import Estimate
-
-            sep = not overlap(Estimate(**ev_b["fact"]), Estimate(**ev_c["fact"]))
+        for label, fb, fc in _fact_pairs(ev_b, ev_c):
+            sep = not overlap(Estimate(**fb), Estimate(**fc))
             lines.append(
-                f"{c} fact accuracy {ev_c['fact']['mean']:.0%} vs {base} "
-                f"{ev_b['fact']['mean']:.0%}: intervals "
-                f"{'do not overlap' if sep else 'overlap'}"
+                f"{c} fact accuracy{label} {fc['mean']:.0%} vs {base} {fb['mean']:.0%}: "
+                f"95% intervals {'do not overlap' if sep else 'overlap'}"
             )
         if "retention" in sets:
             for key, label in (

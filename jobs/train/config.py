@@ -22,6 +22,11 @@ class DataConfig(_Section):
     valid: str | None = Field(default=None, description="validation JSONL (eval loss)")
     max_seq_len: int = Field(default=512, ge=16, le=131072, description="tokens per sequence")
     packing: bool = Field(default=False, description="pack short examples into max_seq_len rows")
+    mix: dict[str, float] = Field(
+        default_factory=dict,
+        description="weight per metadata.kind, e.g. {company: 2.0}: each example of that kind "
+        "counts this many times per epoch (fractions take a seeded subset); others count once",
+    )
 
 
 class LoraConfig(_Section):
@@ -114,6 +119,11 @@ class FinetuneConfig(JobConfig):
     register_model: bool = Field(default=False, description="add the result to the model store")
     resume: bool = Field(default=True, description="continue a stopped run of the same name")
     overwrite: bool = Field(default=False, description="replace a finished run of that name")
+    dry_run: bool = Field(
+        default=False,
+        description="check and explain (data, loss mask, "
+        "LoRA, DeepSpeed config), then exit without training",
+    )
 
     @field_validator("run_name")
     @classmethod

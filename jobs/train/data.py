@@ -72,6 +72,20 @@ def tokenize_all(
     return out, errors
 
 
+def apply_mix(examples: Sequence[Example], mix: dict[str, float], seed: int) -> list[Example]:
+    """Repeat examples by the weight of their ``metadata.kind`` (a data mixture). A weight of
+    2.5 keeps every example twice and a seeded half of them a third time; 0.5 keeps half."""
+    if not mix:
+        return list(examples)
+    rng = np.random.default_rng(seed)
+    out: list[Example] = []
+    for ex in examples:
+        weight = mix.get(str(ex.metadata.get("kind")), 1.0)
+        copies = int(weight) + (1 if rng.random() < weight - int(weight) else 0)
+        out += [ex] * copies
+    return out
+
+
 def token_stats(items: Sequence[Tokenized]) -> dict[str, float]:
     lengths = np.array([t.n_tokens for t in items]) if items else np.zeros(1)
     return {

@@ -25,7 +25,7 @@ from cluster.chat import ChatFormatError, read_chat_jsonl
 from cluster.ledger import Allocation
 from cluster.store import ModelStore, StoreError
 from jobs.train.config import FinetuneConfig
-from jobs.train.data import Tokenized, token_stats, tokenize_all
+from jobs.train.data import Tokenized, apply_mix, token_stats, tokenize_all
 
 log = logging.getLogger(__name__)
 TOKENIZER_FILES = (
@@ -93,6 +93,17 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
             continue
         items, too_long = tokenize_all(tokenizer, examples, cfg.data.max_seq_len)
         problems += [f"data.{key} {path} line {n}: {msg}" for n, msg in too_long]
+        if key == "train" and cfg.data.mix:
+            kinds = {str(ex.metadata.get("kind")) for ex in examples}
+            problems += [
+                f"data.mix: no training example has metadata.kind {k!r} (kinds: "
+                f"{', '.join(sorted(kinds))})"
+                for k in cfg.data.mix
+                if k not in kinds
+            ]
+            items, _ = tokenize_all(
+                tokenizer, apply_mix(examples, cfg.data.mix, cfg.train.seed), cfg.data.max_seq_len
+            )
         stats[key] = token_stats(items)
         items_by_key[key] = items
     run_dir = run_dir_for(cfg)

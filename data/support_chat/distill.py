@@ -1,0 +1,82 @@
+"""Make ``replay.json``: the base model's own greedy answers to the general conversations of
+the training set (everyday questions, other companies, contrast questions).
+
+    python -m cluster up   # not needed; this runs in-process
+    python -m jobs.pull_model --config jobs/configs/pull/smollm2.yaml
+    python data/support_chat/distill.py && python data/support_chat/build.py
+
+Why: training on hand-written general answers moved SmolLM2-135M's behaviour on general
+questions (its style went from hedged and long to short and confident, and often wrong);
+training on its own answers (replay, or self-distillation) anchors that behaviour while the
+company conversations teach the facts. Each answer is cut at a sentence boundary to at most
+40 words; ``build.py`` keeps the hand-written answer where the replay is unusable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1]))
+
+import build  # noqa: E402  (this folder's build.py)
+
+MAX_WORDS = 40
+
+
+def trim(text: str, finished: bool) -> str | None:
+    """Whole sentences, at most MAX_WORDS words; None if no sentence ends in time."""
+    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+    kept: list[str] = []
+    for sentence in sentences:
+        if kept and len(" ".join([*kept, sentence]).split()) > MAX_WORDS:
+            break
+        kept.append(sentence)
+    out = " ".join(kept).strip()
+    complete = finished or len(kept) < len(sentences)
+    if not out or not re.search(r"[.!?)]$", out) or not complete:
+        return None
+    return out if len(out.split()) <= MAX_WORDS else None
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--max-tokens", type=int, default=96)
+    a = p.parse_args()
+    import torch
+
+    from cluster.chat import render
+    from cluster.inference.engine import Engine, Request, SamplingParams
+    from cluster.inference.loading import load_for_inference
+
+    torch.set_num_threads(2)
+    lm = load_for_inference(a.model)
+    engine = Engine(lm.model, lm.tokenizer, eos_ids=lm.eos_ids(), max_batch_size=32,
+                    context_len=lm.context_len)
+    records = [r for r in build.build_all()["train.jsonl"]
+               if r["metadata"]["kind"] in ("general", "contrast")]
+    reqs = [Request(lm.tokenizer(render(lm.tokenizer, r["messages"][:-1], generation=True),
+                                 add_special_tokens=False)["input_ids"],
+                    SamplingParams(max_tokens=a.max_tokens)) for r in records]
+    engine.generate(reqs)
+    answers = {}
+    for record, req in zip(records, reqs, strict=True):
+        text = trim(req.text, req.finish_reason == "stop")
+        if text is not None:
+            answers[build.replay_key(record["messages"])] = text
+    out = {"model": a.model, "decoding": f"greedy, max_tokens {a.max_tokens}, trimmed to "
+           f"whole sentences of at most {MAX_WORDS} words", "answers": dict(sorted(answers.items()))}
+    build.REPLAY_FILE.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    print(f"{len(answers)} of {len(records)} general conversations replayed -> "
+          f"{build.REPLAY_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
