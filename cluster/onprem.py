@@ -20,29 +20,22 @@ the explicit ``ray start`` that :func:`ray_start_args` builds, the same one the 
 from __future__ import annotations
 
 import argparse
-import copy
 import ipaddress
 import json
-import os
 import shlex
-import socket
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
-from cluster.accelerators import gpu_model_from_name
 from cluster.config import ConfigError, Problem
 from cluster.inventory import DEFAULT_PATH as INVENTORY
 from cluster.inventory import Inventory, Node, load_inventory
 
 REPO = Path(__file__).resolve().parents[1]
 ONPREM_YAML = Path(__file__).with_name("onprem.yaml")
-SERVE_CONFIG = REPO / "serve" / "config.yaml"
-RAYSERVICE = REPO / "k8s" / "rayservice.yaml"
 PROJECT_DIR = "~/onprem-llm"  # where file_mounts puts the code on every node
 # What a node needs of the repo (k8s/Dockerfile copies the same). Not "." as a whole: `ray up`
 # hashes every file it syncs, and .venv/ and models/ are gigabytes.
@@ -310,129 +303,6 @@ def manual_commands(inv: Inventory, node: Node, settings: OnpremSettings) -> str
     )
 
 
-# -- on a worker: find yourself, check the GPUs, start Ray -----------------------------------
-
-
-def gpu_problems(node: Node, smi_names: list[str] | None) -> list[Problem]:
-    """Compare the inventory with ``nvidia-smi --query-gpu=name`` (None: no nvidia-smi)."""
-    where = f"{node.name}.gpu"
-    fix = "fix the node, or correct cluster/inventory.yaml and re-render"
-    if smi_names is None:
-        return [Problem(where, node.gpu, "nvidia-smi is not available", fix)] if node.gpu else []
-    if not node.gpu:
-        found = f"the inventory lists none; nvidia-smi: {smi_names}"
-        return [Problem(where, None, found, fix)] if smi_names else []
-    out = []
-    if len(smi_names) != node.gpu.count:
-        found = f"nvidia-smi lists {len(smi_names)}"
-        out.append(Problem(f"{where}.count", node.gpu.count, found, fix))
-    models = sorted({gpu_model_from_name(n) for n in smi_names})
-    if models and models != [node.gpu.model]:
-        out.append(Problem(f"{where}.model", node.gpu.model, f"nvidia-smi reports {models}", fix))
-    return out
-
-
-def _this_node(inv: Inventory) -> Node:
-    import psutil
-
-    ip_families = (socket.AF_INET, socket.AF_INET6)
-    addrs = [a for nic in psutil.net_if_addrs().values() for a in nic if a.family in ip_families]
-    mine = {a.address for a in addrs}
-    found = [n for n in inv.nodes if n.address in mine]
-    if len(found) != 1:
-        listed = ", ".join(f"{n.name}={n.address}" for n in inv.nodes)
-        what = f"match {len(found)} inventory nodes ({listed})"
-        fix = "run it on a node of this fleet, or fix the address in cluster/inventory.yaml"
-        raise ConfigError("node-start", [Problem("this node's addresses", sorted(mine), what, fix)])
-    return found[0]
-
-
-def _smi_names() -> list[str] | None:
-    cmd = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
-
-
-def node_start(fleet: str, settings: OnpremSettings, dry_run: bool = False) -> int:
-    """Start Ray on this node as the inventory describes it, after checking the hardware."""
-    inv = load_inventory(INVENTORY, fleet=fleet)
-    node = _this_node(inv)
-    problems = gpu_problems(node, _smi_names())
-    if (os.cpu_count() or 0) < node.cpus:
-        problems.append(Problem(f"{node.name}.cpus", node.cpus, f"this node has {os.cpu_count()}"))
-    if problems:
-        raise ConfigError(f"node {node.name}", problems)
-    args = ray_start_args(inv, node, settings)
-    args[0] = str(Path(sys.executable).with_name("ray"))
-    print(shlex.join(args), flush=True)
-    if dry_run:
-        return 0
-    return subprocess.run(args, env={**os.environ, **node_env(node, settings)}).returncode
-
-
-# -- Serve configs for the fleet and for Kubernetes ------------------------------------------
-
-
-def serve_config(
-    base: dict[str, Any],
-    target: Literal["onprem", "k8s"],
-    head_ip: str | None = None,
-    llm_gpus: float = 1,
-) -> dict[str, Any]:
-    """``serve/config.yaml`` with only what must differ on GPUs and on the target network."""
-    out = copy.deepcopy(base)
-    http = out.setdefault("http_options", {})
-    if target == "k8s":
-        http["host"] = "0.0.0.0"  # inside the pod; see K8S_SERVE_HEADER
-    else:
-        # One cluster-wide host: only the head can bind the head's private address.
-        http["host"], out["proxy_location"] = head_ip, "HeadOnly"
-    for app in out["applications"]:
-        for dep in app.get("deployments", []):
-            if dep["name"] == "LLMServer":
-                dep.setdefault("ray_actor_options", {})["num_gpus"] = llm_gpus
-    return out
-
-
-K8S_SERVE_HEADER = """\
-# GENERATED from serve/config.yaml by `python -m cluster.onprem k8s-serve`; do not edit here.
-# Differs only in: http_options.host 0.0.0.0, because the Serve Service forwards to the pod IP
-# and the pod network is private to the cluster (nothing is exposed beyond the ClusterIP
-# Service); and LLMServer ray_actor_options.num_gpus 1 (one replica per GPU).
-"""
-
-
-def k8s_serve_config_v2(path: Path = SERVE_CONFIG) -> str:
-    """The ``serveConfigV2`` string of ``k8s/rayservice.yaml``."""
-    config = serve_config(yaml.safe_load(path.read_text()), "k8s")
-    return K8S_SERVE_HEADER + yaml.safe_dump(config, sort_keys=False, width=96)
-
-
-def embed_block(text: str, key: str, value: str) -> str:
-    """Replace the ``key: |`` literal block in a YAML text, keeping everything around it."""
-    lines = text.splitlines(keepends=True)
-    start = next(i for i, line in enumerate(lines) if line.strip() == f"{key}: |")
-    indent = len(lines[start]) - len(lines[start].lstrip()) + 2
-    end = start + 1
-    while end < len(lines) and (
-        not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) >= indent
-    ):
-        end += 1
-    block = [(" " * indent + line).rstrip() + "\n" for line in value.splitlines()]
-    return "".join(lines[: start + 1] + block + lines[end:])
-
-
-def write_rayservice(path: Path = RAYSERVICE, check: bool = False) -> bool:
-    current = path.read_text()
-    text = embed_block(current, "serveConfigV2", k8s_serve_config_v2())
-    if not check and text != current:
-        path.write_text(text)
-    return text == current
-
-
 # -- command line ----------------------------------------------------------------------------
 
 
@@ -466,11 +336,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.cmd == "render-onprem":
                 path, fresh = args.out, write_onprem(args.out, args.fleet, check=args.check)
             else:
+                from cluster.serve_configs import RAYSERVICE, write_rayservice
+
                 path, fresh = RAYSERVICE, write_rayservice(check=args.check)
             print(f"{path}: {'up to date' if fresh else 'STALE' if args.check else 'written'}")
             return 1 if args.check and not fresh else 0
         settings = OnpremSettings(root=getattr(args, "root", OnpremSettings.root))
         if args.cmd == "node-start":
+            from cluster.node_start import node_start
+
             return node_start(args.fleet, settings, dry_run=args.dry_run)
         inv = load_inventory(INVENTORY, fleet=args.fleet)
         if args.cmd == "start-command":
@@ -478,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.node in (None, node.name):
                     print(manual_commands(inv, node, settings))
         elif args.cmd == "serve-config":
+            from cluster.serve_configs import SERVE_CONFIG, serve_config
+
             base = yaml.safe_load(SERVE_CONFIG.read_text())
             config = serve_config(base, args.target, head_ip=inv.head.address)
             print(yaml.safe_dump(config, sort_keys=False, width=96), end="")

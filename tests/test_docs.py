@@ -7,8 +7,9 @@ from tests.conftest import REPO
 
 
 def test_reference_is_up_to_date():
-    proc = subprocess.run([sys.executable, "docs/reference.py", "--check"], cwd=REPO,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "docs/reference.py", "--check"], cwd=REPO, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -23,7 +23,8 @@ from jsonschema import Draft7Validator
 
 from cluster.config import load_config
 from cluster.inventory import load_inventory
-from cluster.onprem import PROJECT_FILES, k8s_serve_config_v2
+from cluster.onprem import PROJECT_FILES
+from cluster.serve_configs import k8s_serve_config_v2
 from cluster.store.pull import PullConfig
 from jobs.eval.config import EvalConfig
 from jobs.train.config import FinetuneConfig

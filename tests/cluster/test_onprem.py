@@ -14,18 +14,18 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from cluster import onprem
+from cluster import node_start, onprem
 from cluster.config import ConfigError
 from cluster.inventory import GPU, load_inventory
+from cluster.node_start import gpu_problems
 from cluster.onprem import (
     ONPREM_YAML,
     OnpremSettings,
     dump_onprem,
-    gpu_problems,
     ray_start_args,
     render_onprem,
-    serve_config,
 )
+from cluster.serve_configs import serve_config
 
 REPO = Path(__file__).resolve().parents[2]
 H100_SMI = ["NVIDIA H100 80GB HBM3"] * 8
@@ -164,13 +164,13 @@ def test_node_start_finds_the_node_and_prints_its_command(monkeypatch, capsys):
         SimpleNamespace(family=psutil.AF_LINK, address="02:fc:00:00:00:01"),
     ]
     monkeypatch.setattr(psutil, "net_if_addrs", lambda: {"eth1": addrs})
-    monkeypatch.setattr(onprem, "_smi_names", lambda: H100_SMI)
-    monkeypatch.setattr(onprem.os, "cpu_count", lambda: 224)
+    monkeypatch.setattr(node_start, "_smi_names", lambda: H100_SMI)
+    monkeypatch.setattr(node_start.os, "cpu_count", lambda: 224)
     assert onprem.main(["node-start", "--dry-run"]) == 0
     printed = shlex.split(capsys.readouterr().out)
     assert printed[1:3] == ["start", "--address=10.10.0.10:6379"]
     assert "--num-gpus=8" in printed
-    monkeypatch.setattr(onprem, "_smi_names", lambda: H100_SMI[:4])
+    monkeypatch.setattr(node_start, "_smi_names", lambda: H100_SMI[:4])
     assert onprem.main(["node-start", "--dry-run"]) == 2
     assert "nvidia-smi lists 4" in capsys.readouterr().err
 
