@@ -69,7 +69,7 @@ def test_typos_in_sections_are_caught():
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
     vals = [lr_lambda(s, 100, 10, "cosine", 0.1) for s in range(100)]
     assert vals[0] == pytest.approx(0.1) and vals[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in itertools.pairwise(vals))
+    assert all(a >= b for a, b in itertools.pairwise(vals[10:]))  # decays after warm-up
     assert vals[-1] == pytest.approx(0.1, abs=1e-3)
     assert lr_lambda(50, 100, 0, "constant", 0.1) == 1.0
     assert lr_lambda(99, 100, 0, "linear", 0.0) == pytest.approx(0.01, abs=1e-9)
