@@ -138,7 +138,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     use_gpu = cfg.scaling.use_gpu
     if use_gpu:
-        device = ray.train.torch.get_device()
+        from ray.train.torch import get_device
+
+        device = get_device()
     else:
         device = torch.device("cpu")
         torch.set_num_threads(max(1, int(cfg.scaling.cpus_per_worker)))

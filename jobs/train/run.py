@@ -238,6 +238,14 @@ def write_outputs(cfg: FinetuneConfig, pre: Preflight, result: Any, wall_s: floa
         data=pre.stats,
     )
     summary.update(usage_by_accelerator(cfg, summary, wall_s))
+    if cfg.scaling.use_gpu and summary.get("placement"):
+        from cluster.store.store import describe_hf_folder
+        from jobs.train.flops import mfu
+
+        params = int(describe_hf_folder(pre.model_dir)["parameters"] or 0)
+        gpu_model = summary["placement"][0]["accelerator_type"]
+        gpus = int(cfg.scaling.gpus_per_worker * cfg.scaling.num_workers)
+        summary["mfu"] = mfu(params, cfg.lora.enabled, summary["tokens_per_s"], gpu_model, gpus)
     _atomic_write(pre.run_dir / "result.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
