@@ -255,7 +255,8 @@ class LLMServer:
         e2e = req.latency_s or 0.0
         self.stats.record(e2e, req.ttft_s, len(req.out_ids), ok)
         self.m_requests.inc(tags={"model": model, "finish": req.finish_reason or "?"})
-        self.m_tokens.inc(len(req.out_ids), tags={"model": model})
+        if req.out_ids:  # Ray's counters refuse an increment of 0 (an answer of just EOS)
+            self.m_tokens.inc(len(req.out_ids), tags={"model": model})
         self.m_e2e.observe(e2e, tags={"model": model})
         if req.ttft_s is not None:
             self.m_ttft.observe(req.ttft_s, tags={"model": model})

@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,15 @@ TEST_PORTS = {
     "ONPREM_AGENT_PORT": "52366",
 }
 
+# One Ray auth token for every cluster this test process talks to: Ray reads the mode and the
+# token once per process, so it is set before anything imports Ray, and each test cluster is
+# started with a copy of it (token authentication stays on in tests too).
+TEST_TOKEN = Path(tempfile.gettempdir()) / f"onprem-test-token-{os.getuid()}"
+if not TEST_TOKEN.is_file():
+    TEST_TOKEN.write_text(secrets.token_hex(32))
+    TEST_TOKEN.chmod(0o600)
+os.environ["RAY_AUTH_MODE"] = "token"
+os.environ["RAY_AUTH_TOKEN_PATH"] = str(TEST_TOKEN)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -121,6 +132,15 @@ def smollm2_dir() -> Path:
     return target
 
 
+def install_test_token(root: Path) -> Path:
+    """Give a test platform root the session's token (see TEST_TOKEN)."""
+    token = root / ".cluster" / "auth_token"
+    token.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(TEST_TOKEN, token)
+    token.chmod(0o600)
+    return token
+
+
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """One real local Ray head (test ports, its own root) for every integration test."""
@@ -132,6 +152,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     os.environ.update(TEST_PORTS)
     os.environ["ONPREM_ROOT"] = str(root)
     cluster = LocalCluster.from_env()
+    install_test_token(cluster.root)
     os.environ.update(cluster.client_env())  # this process is a client of the test cluster
     cluster.down()  # leftovers of an interrupted earlier run
     cluster.up()

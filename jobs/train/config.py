@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -9,6 +10,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cluster.config import JobConfig, Problem
+
+SIMULATED_GPUS_ENV = "ONPREM_SIMULATED_GPUS"
+
+
+def simulated_gpus() -> bool:
+    """True when GPUs are only advertised (``ray.cluster_utils`` test nodes with ``num_gpus``
+    but no CUDA): Ray still places workers on GPU nodes, but they compute on the CPU with gloo.
+    For testing placement and failover on one machine; never set on a real fleet."""
+    return os.environ.get(SIMULATED_GPUS_ENV) == "1"
+
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -133,10 +144,13 @@ class FinetuneConfig(JobConfig):
         return v
 
     @property
+    def cuda(self) -> bool:
+        """Whether the workers compute on CUDA (GPU workers, not simulated)."""
+        return self.scaling.use_gpu and not simulated_gpus()
+
+    @property
     def bf16(self) -> bool:
-        return self.deepspeed.bf16 == "true" or (
-            self.deepspeed.bf16 == "auto" and self.scaling.use_gpu
-        )
+        return self.deepspeed.bf16 == "true" or (self.deepspeed.bf16 == "auto" and self.cuda)
 
     def problems(self) -> list[Problem]:
         out = []

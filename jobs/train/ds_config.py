@@ -13,11 +13,11 @@ def deepspeed_config(cfg: FinetuneConfig) -> dict[str, Any]:
     ds, tr, opt = cfg.deepspeed, cfg.train, cfg.optim
     zero: dict[str, Any] = {"stage": ds.zero_stage}
     if ds.zero_stage >= 1:
-        zero.update(overlap_comm=cfg.scaling.use_gpu, contiguous_gradients=True)
+        zero.update(overlap_comm=cfg.cuda, contiguous_gradients=True)
     if ds.offload_optimizer == "cpu":
-        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": cfg.scaling.use_gpu}
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": cfg.cuda}
     if ds.offload_params == "cpu":
-        zero["offload_param"] = {"device": "cpu", "pin_memory": cfg.scaling.use_gpu}
+        zero["offload_param"] = {"device": "cpu", "pin_memory": cfg.cuda}
     if ds.zero_stage == 3:
         zero.update(stage3_gather_16bit_weights_on_model_save=True)
     config: dict[str, Any] = {

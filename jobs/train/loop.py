@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cluster.accelerators import gpu_model_from_name
 from jobs.train.config import FinetuneConfig
 from jobs.train.data import Sampler, Tokenized, collate, pack
 
@@ -136,7 +137,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model_dir = config["model_dir"]
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    use_gpu = cfg.scaling.use_gpu
+    use_gpu = cfg.cuda
     if use_gpu:
         from ray.train.torch import get_device
 
@@ -208,7 +209,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         "rank": rank,
         "node_id": ray.get_runtime_context().get_node_id(),
         "accelerator_type": os.environ.get("ONPREM_ACCELERATOR_TYPE")
-        or (torch.cuda.get_device_name(device) if use_gpu else "CPU"),
+        or (gpu_model_from_name(torch.cuda.get_device_name(device)) if use_gpu else "CPU"),
     }
     placement: list[Any] = [None] * world
     dist.all_gather_object(placement, node)

@@ -184,7 +184,7 @@ def make_trainer(cfg: FinetuneConfig, pre: Preflight, ds_config: dict[str, Any])
         train_loop_config=loop_config,
         scaling_config=scaling,
         run_config=run,
-        torch_config=TorchConfig(backend="nccl" if sc.use_gpu else "gloo"),
+        torch_config=TorchConfig(backend="nccl" if cfg.cuda else "gloo"),
     )
 
 
@@ -229,7 +229,7 @@ def write_outputs(cfg: FinetuneConfig, pre: Preflight, result: Any, wall_s: floa
         run_name=cfg.run_name,
         model=cfg.model,
         model_dir=str(pre.model_dir),
-        device="cuda" if cfg.scaling.use_gpu else "cpu",
+        device="cuda" if cfg.cuda else "cpu",
         wall_s=round(wall_s, 1),
         checkpoint=result.checkpoint.path,
         outputs=sorted(
@@ -238,7 +238,7 @@ def write_outputs(cfg: FinetuneConfig, pre: Preflight, result: Any, wall_s: floa
         data=pre.stats,
     )
     summary.update(usage_by_accelerator(cfg, summary, wall_s))
-    if cfg.scaling.use_gpu and summary.get("placement"):
+    if cfg.cuda and summary.get("placement"):
         from cluster.store.store import describe_hf_folder
         from jobs.train.flops import mfu
 
