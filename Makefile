@@ -32,7 +32,7 @@ chromium:
 	  || echo "warning: could not install chromium; the report screenshot test will skip"
 
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not slow"

@@ -23,6 +23,7 @@ from jobs.train.ds_config import deepspeed_config
 from jobs.train.run import (
     PreflightError,
     allocations,
+    cluster_capacity,
     describe_stats,
     make_trainer,
     preflight,
@@ -56,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = AutoTokenizer.from_pretrained(pre.model_dir)
         print(explain(cfg, tokenizer, example, str(pre.model_dir), ds_config))
         return 0
+    try:
+        waiting = cluster_capacity(cfg)
+    except PreflightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if waiting:
+        log.warning(waiting)
     save_run_inputs(cfg, pre, ds_config)
     log.info(
         "run %s: %d workers (%s), ZeRO-%d, %s, LoRA %s -> %s",

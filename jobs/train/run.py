@@ -133,6 +133,45 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
     )
 
 
+def capacity(cfg: FinetuneConfig, total: dict[str, float], free: dict[str, float]) -> str | None:
+    """Check the worker group against the cluster: raise PreflightError when the cluster can
+    never hold it; return a warning when it must wait for busy resources (Serve replicas,
+    another job), so a run that waits says why instead of sitting silent."""
+    sc = cfg.scaling
+    need = {"CPU": sc.num_workers * sc.cpus_per_worker}
+    if sc.use_gpu:
+        need["GPU"] = sc.num_workers * sc.gpus_per_worker
+    short = [r for r, n in need.items() if total.get(r, 0) < n]
+    if short:
+        have = ", ".join(f"{total.get(r, 0):g} {r}" for r in need)
+        raise PreflightError(
+            f"the fine-tune cannot start:\n  - scaling: {sc.num_workers} workers need "
+            + ", ".join(f"{n:g} {r}" for r, n in need.items())
+            + f" but the whole cluster has {have}. Fix: lower scaling.num_workers or "
+            "scaling.cpus_per_worker/gpus_per_worker, or add nodes first"
+        )
+    busy = [r for r, n in need.items() if free.get(r, 0) < n]
+    if not busy:
+        return None
+    return (
+        "waiting for resources: the workers need "
+        + ", ".join(f"{need[r]:g} {r}" for r in busy)
+        + ", free now "
+        + ", ".join(f"{free.get(r, 0):g} of {total.get(r, 0):g} {r}" for r in busy)
+        + ". The run starts when they are released (python -m cluster status shows the jobs; "
+        "python -m serve scale sets Serve replicas)"
+    )
+
+
+def cluster_capacity(cfg: FinetuneConfig) -> str | None:
+    """``capacity`` against the Ray cluster this job runs on (connecting if needed)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init()
+    return capacity(cfg, ray.cluster_resources(), ray.available_resources())
+
+
 def describe_stats(stats: dict[str, dict[str, float]]) -> str:
     lines = []
     for key, s in stats.items():

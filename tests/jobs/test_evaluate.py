@@ -63,7 +63,13 @@ def test_evaluate_writes_the_report_and_resumes(ray_cluster, tiny_model_dir, tin
     assert "candidate base (in-process): 168 answers cached, 0 to generate" in again.output
     assert f"{len(keep) - 1} answers cached, {missing} to generate" in again.output
     rerun = json.loads((folder / "eval.json").read_text())
-    assert rerun["answers"]["tuned"] == result["answers"]["tuned"]  # same greedy answers
+
+    before, after = result["answers"]["tuned"], rerun["answers"]["tuned"]
+    assert [(a["id"], a["answer"]) for a in after] == [(a["id"], a["answer"]) for a in before]
+    # Scores of regenerated answers match up to float noise from a different batch make-up.
+    for a, b in zip(after, before, strict=True):
+        assert a["ref_loss"] == pytest.approx(b["ref_loss"], rel=1e-4)
+        assert a["similarity"] == pytest.approx(b["similarity"], abs=1e-4)
 
 
 def test_bad_inputs_fail_before_any_work(ray_cluster, tiny_model_dir, tmp_path):

@@ -50,7 +50,7 @@ def test_config(tiny_model_dir, tiny_adapter_dir) -> dict:
     return cfg
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # undeployed after tests/serve: replicas hold CPUs
 def served(ray_cluster, tiny_model_dir, tiny_adapter_dir):
     cfg = test_config(tiny_model_dir, tiny_adapter_dir)
     deploy(ray_cluster, cfg)
