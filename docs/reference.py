@@ -22,21 +22,46 @@ sys.path.insert(0, str(REPO))
 OUT = REPO / "docs" / "reference.md"
 
 JOBS = [
-    ("jobs.pull_model", "cluster.store.pull", "PullConfig", "jobs/configs/pull/",
-     "`models/<name>/`: Hugging Face files and `manifest.json` (source, revision, parameters, "
-     "every file's size and sha256)."),
-    ("jobs.finetune", "jobs.train.config", "FinetuneConfig", "jobs/configs/finetune/",
-     "`runs/<run_name>/`: `adapter/` (or `model/`), `merged/` when asked, `metrics.jsonl`, "
-     "`ds_config.json`, `config.yaml`, `result.json`, and Ray Train's `checkpoint_*` folders."),
-    ("jobs.evaluate", "jobs.eval.config", "EvalConfig", "jobs/configs/evaluate/",
-     "`reports/eval/<name>/`: `eval.json`, `eval.md`, `eval.png`, `answers/<candidate>.jsonl` "
-     "(the resumable answer cache)."),
-    ("jobs.bench_serve", "jobs.bench.config", "BenchConfig", None,
-     "`reports/bench/<name or timestamp>/`: `bench.json`, `bench.md`, `bench.png`, "
-     "`replicas.png` (with `--watch-replicas`)."),
-    ("jobs.cost_report", "jobs.cost.config", "CostConfig", "jobs/configs/cost/",
-     "`reports/cost/<name or date>/`: `report.md`, `report.html` (charts embedded), PNG charts, "
-     "CSV tables, `summary.json`."),
+    (
+        "jobs.pull_model",
+        "cluster.store.pull",
+        "PullConfig",
+        "jobs/configs/pull/",
+        "`models/<name>/`: Hugging Face files and `manifest.json` (source, revision, parameters, "
+        "every file's size and sha256).",
+    ),
+    (
+        "jobs.finetune",
+        "jobs.train.config",
+        "FinetuneConfig",
+        "jobs/configs/finetune/",
+        "`runs/<run_name>/`: `adapter/` (or `model/`), `merged/` when asked, `metrics.jsonl`, "
+        "`ds_config.json`, `config.yaml`, `result.json`, and Ray Train's `checkpoint_*` folders.",
+    ),
+    (
+        "jobs.evaluate",
+        "jobs.eval.config",
+        "EvalConfig",
+        "jobs/configs/evaluate/",
+        "`reports/eval/<name>/`: `eval.json`, `eval.md`, `eval.png`, `answers/<candidate>.jsonl` "
+        "(the resumable answer cache).",
+    ),
+    (
+        "jobs.bench_serve",
+        "jobs.bench.config",
+        "BenchConfig",
+        None,
+        "`reports/bench/<name or timestamp>/`: `bench.json`, `bench.md`, `bench.png`, "
+        "`replicas.png` (with `--watch-replicas`).",
+    ),
+    (
+        "jobs.cost_report",
+        "jobs.cost.config",
+        "CostConfig",
+        "jobs/configs/cost/",
+        "`reports/cost/<name or date>/`: `report.md`, `report.html` (charts embedded), PNG charts, "
+        "CSV tables, `summary.json`.",
+    ),
 ]
 EXIT_CODES = "0 done · 1 failed while running · 2 bad config or input (nothing was started)"
 
@@ -63,15 +88,19 @@ def fields_table(model: type[BaseModel], prefix: str = "") -> list[str]:
         if nested is not None:
             rows += fields_table(nested, f"{prefix}{name}.")
             continue
-        default = "required" if field.is_required() else repr(
-            field.default_factory() if field.default_factory else field.default)
+        default = (
+            "required"
+            if field.is_required()
+            else repr(field.default_factory() if field.default_factory else field.default)
+        )
         desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
         rows.append(f"| `{prefix}{name}` | {type_name(ann)} | {default} | {desc} |")
     return rows
 
 
-def job_section(module: str, schema_mod: str, schema: str, configs: str | None,
-                outputs: str) -> list[str]:
+def job_section(
+    module: str, schema_mod: str, schema: str, configs: str | None, outputs: str
+) -> list[str]:
     cls = getattr(importlib.import_module(schema_mod), schema)
     entry = importlib.import_module(module)
     summary = (entry.__doc__ or "").strip().splitlines()[0]
@@ -79,10 +108,19 @@ def job_section(module: str, schema_mod: str, schema: str, configs: str | None,
     if configs:
         shipped = sorted(p.name for p in (REPO / configs).glob("*.yaml"))
         lines += [f"Shipped configs in `{configs}`: " + ", ".join(f"`{s}`" for s in shipped), ""]
-    lines += [f"Schema `{schema}` (`{schema_mod}`); set any field in the YAML, as `key=value` "
-              "or as `--key value` on the command line:", "",
-              "| field | type | default | description |", "|---|---|---|---|",
-              *fields_table(cls), "", f"Outputs: {outputs}", "", f"Exit codes: {EXIT_CODES}", ""]
+    lines += [
+        f"Schema `{schema}` (`{schema_mod}`); set any field in the YAML, as `key=value` "
+        "or as `--key value` on the command line:",
+        "",
+        "| field | type | default | description |",
+        "|---|---|---|---|",
+        *fields_table(cls),
+        "",
+        f"Outputs: {outputs}",
+        "",
+        f"Exit codes: {EXIT_CODES}",
+        "",
+    ]
     return lines
 
 
@@ -90,53 +128,79 @@ def render() -> str:
     from serve.api import ChatCompletionRequest
     from serve.app import AppArgs
 
-    lines = ["# Reference", "",
-             "Generated by `docs/reference.py` from the code (a test fails when it is stale). "
-             "Every job runs the same way locally, on a fleet and on KubeRay:", "",
-             "```bash", "ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\",
-             "  python -m jobs.<job> --config jobs/configs/<job>/<file>.yaml [key=value ...]",
-             "```", ""]
+    lines = [
+        "# Reference",
+        "",
+        "Generated by `docs/reference.py` from the code (a test fails when it is stale). "
+        "Every job runs the same way locally, on a fleet and on KubeRay:",
+        "",
+        "```bash",
+        "ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\",
+        "  python -m jobs.<job> --config jobs/configs/<job>/<file>.yaml [key=value ...]",
+        "```",
+        "",
+    ]
     for job in JOBS:
         lines += job_section(*job)
-    lines += ["## The Serve app (`serve/config.yaml`)", "",
-              "Ray Serve's own config format (`serve run` / `serve deploy` / KubeRay "
-              "`serveConfigV2`). `import_path: serve.app:build_app`; its `args`:", "",
-              "| field | type | default | description |", "|---|---|---|---|",
-              *fields_table(AppArgs), "",
-              "Deployments: `OpenAIIngress` (FastAPI: auth, validation, errors, streaming) → "
-              "`LLMServer` replicas (model + adapters + continuous-batching engine; "
-              "`autoscaling_config`, `max_ongoing_requests` = batch size, "
-              "`max_queued_requests` → 503).", "",
-              "### API", "",
-              "| route | what |", "|---|---|",
-              "| `POST /v1/chat/completions` | OpenAI chat completions; `stream: true` gives SSE "
-              "chunks ending with `data: [DONE]`; `stream_options.include_usage` adds usage |",
-              "| `GET /v1/models` | the base model and each adapter (`model` picks one) |",
-              "| `GET /health` | 200 when the ingress is up |",
-              "| `GET /openapi.json` | the OpenAPI schema (the fuzz test reads it) |", "",
-              "Request fields (unknown fields are ignored, as OpenAI does):", "",
-              "| field | type | default | description |", "|---|---|---|---|",
-              *fields_table(ChatCompletionRequest), "",
-              "Errors are `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`: 400 "
-              "malformed JSON, unknown role, empty message, `n` != 1, `max_tokens` out of "
-              "range, prompt longer than the context; 401 missing or wrong API key (when "
-              "`api_key_env` is set); 404 unknown model; 503 with `Retry-After` when the queue "
-              "is full.", "",
-              "Metrics (Prometheus, through Ray's metrics agent on each node): "
-              "`ray_onprem_requests_total`, `ray_onprem_request_errors_total`, "
-              "`ray_onprem_generated_tokens_total`, `ray_onprem_time_to_first_token_seconds`, "
-              "`ray_onprem_request_latency_seconds`, `ray_onprem_queue_depth`, "
-              "`ray_onprem_running_requests`, `ray_onprem_tokens_per_second`.", "",
-              "Operator commands: `python -m serve deploy|undeploy`, `python -m serve.scale "
-              "--min N --max M | --replicas N`, `python -m serve.status [--json] [--watch S]`.",
-              ""]
+    lines += [
+        "## The Serve app (`serve/config.yaml`)",
+        "",
+        "Ray Serve's own config format (`serve run` / `serve deploy` / KubeRay "
+        "`serveConfigV2`). `import_path: serve.app:build_app`; its `args`:",
+        "",
+        "| field | type | default | description |",
+        "|---|---|---|---|",
+        *fields_table(AppArgs),
+        "",
+        "Deployments: `OpenAIIngress` (FastAPI: auth, validation, errors, streaming) → "
+        "`LLMServer` replicas (model + adapters + continuous-batching engine; "
+        "`autoscaling_config`, `max_ongoing_requests` = batch size, "
+        "`max_queued_requests` → 503).",
+        "",
+        "### API",
+        "",
+        "| route | what |",
+        "|---|---|",
+        "| `POST /v1/chat/completions` | OpenAI chat completions; `stream: true` gives SSE "
+        "chunks ending with `data: [DONE]`; `stream_options.include_usage` adds usage |",
+        "| `GET /v1/models` | the base model and each adapter (`model` picks one) |",
+        "| `GET /health` | 200 when the ingress is up |",
+        "| `GET /openapi.json` | the OpenAPI schema (the fuzz test reads it) |",
+        "",
+        "Request fields (unknown fields are ignored, as OpenAI does):",
+        "",
+        "| field | type | default | description |",
+        "|---|---|---|---|",
+        *fields_table(ChatCompletionRequest),
+        "",
+        'Errors are `{"error": {"message", "type", "param", "code"}}`: 400 '
+        "malformed JSON, unknown role, empty message, `n` != 1, `max_tokens` out of "
+        "range, prompt longer than the context; 401 missing or wrong API key (when "
+        "`api_key_env` is set); 404 unknown model; 503 with `Retry-After` when the queue "
+        "is full.",
+        "",
+        "Metrics (Prometheus, through Ray's metrics agent on each node): "
+        "`ray_onprem_requests_total`, `ray_onprem_request_errors_total`, "
+        "`ray_onprem_generated_tokens_total`, `ray_onprem_time_to_first_token_seconds`, "
+        "`ray_onprem_request_latency_seconds`, `ray_onprem_queue_depth`, "
+        "`ray_onprem_running_requests`, `ray_onprem_tokens_per_second`.",
+        "",
+        "Operator commands: `python -m serve deploy|undeploy`, `python -m serve.scale "
+        "--min N --max M | --replicas N`, `python -m serve.status [--json] [--watch S]`.",
+        "",
+    ]
     tco = importlib.import_module("jobs.cost.tco")
     lines += ["## The cost model (`jobs/cost/tco.py`)", "", (tco.__doc__ or "").strip(), ""]
-    lines += ["## Cluster commands", "", "`python -m cluster up | down | status | env | "
-              "import-jobs | demo | render-onprem`; ports: `ONPREM_GCS_PORT` (6390), "
-              "`ONPREM_DASHBOARD_PORT` (8265), `ONPREM_CLIENT_PORT` (10001), "
-              "`ONPREM_AGENT_PORT` (52365); paths: `ONPREM_ROOT`, `ONPREM_STORE`, "
-              "`ONPREM_RUNS`, `ONPREM_REPORTS`, `ONPREM_LEDGER_URL`.", ""]
+    lines += [
+        "## Cluster commands",
+        "",
+        "`python -m cluster up | down | status | env | "
+        "import-jobs | demo | render-onprem`; ports: `ONPREM_GCS_PORT` (6390), "
+        "`ONPREM_DASHBOARD_PORT` (8265), `ONPREM_CLIENT_PORT` (10001), "
+        "`ONPREM_AGENT_PORT` (52365); paths: `ONPREM_ROOT`, `ONPREM_STORE`, "
+        "`ONPREM_RUNS`, `ONPREM_REPORTS`, `ONPREM_LEDGER_URL`.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -57,24 +57,37 @@ def main() -> int:
 
     torch.set_num_threads(2)
     lm = load_for_inference(a.model)
-    engine = Engine(lm.model, lm.tokenizer, eos_ids=lm.eos_ids(), max_batch_size=32,
-                    context_len=lm.context_len)
-    records = [r for r in build.build_all()["train.jsonl"]
-               if r["metadata"]["kind"] in ("general", "contrast")]
-    reqs = [Request(lm.tokenizer(render(lm.tokenizer, r["messages"][:-1], generation=True),
-                                 add_special_tokens=False)["input_ids"],
-                    SamplingParams(max_tokens=a.max_tokens)) for r in records]
+    engine = Engine(
+        lm.model, lm.tokenizer, eos_ids=lm.eos_ids(), max_batch_size=32, context_len=lm.context_len
+    )
+    records = [
+        r
+        for r in build.build_all()["train.jsonl"]
+        if r["metadata"]["kind"] in ("general", "contrast")
+    ]
+    reqs = [
+        Request(
+            lm.tokenizer(
+                render(lm.tokenizer, r["messages"][:-1], generation=True), add_special_tokens=False
+            )["input_ids"],
+            SamplingParams(max_tokens=a.max_tokens),
+        )
+        for r in records
+    ]
     engine.generate(reqs)
     answers = {}
     for record, req in zip(records, reqs, strict=True):
         text = trim(req.text, req.finish_reason == "stop")
         if text is not None:
             answers[build.replay_key(record["messages"])] = text
-    out = {"model": a.model, "decoding": f"greedy, max_tokens {a.max_tokens}, trimmed to "
-           f"whole sentences of at most {MAX_WORDS} words", "answers": dict(sorted(answers.items()))}
+    out = {
+        "model": a.model,
+        "decoding": f"greedy, max_tokens {a.max_tokens}, trimmed to "
+        f"whole sentences of at most {MAX_WORDS} words",
+        "answers": dict(sorted(answers.items())),
+    }
     build.REPLAY_FILE.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
-    print(f"{len(answers)} of {len(records)} general conversations replayed -> "
-          f"{build.REPLAY_FILE}")
+    print(f"{len(answers)} of {len(records)} general conversations replayed -> {build.REPLAY_FILE}")
     return 0
 
 

@@ -18,7 +18,9 @@ def test_a_cluster_that_can_never_hold_the_workers_is_refused_with_the_numbers()
     msg = str(err.value)
     assert "4 workers need 4 CPU but the whole cluster has 2 CPU" in msg
     assert "scaling.num_workers" in msg
-    with pytest.raises(PreflightError, match="need 2 CPU, 2 GPU but the whole cluster has 8 CPU, 0"):
+    with pytest.raises(
+        PreflightError, match="need 2 CPU, 2 GPU but the whole cluster has 8 CPU, 0"
+    ):
         capacity(cfg(num_workers=2, use_gpu=True), {"CPU": 8.0}, {"CPU": 8.0})
 
 
