@@ -67,6 +67,13 @@ class AppArgs(BaseModel):
     )
     threads: int | None = Field(default=None, ge=1, description="torch threads per replica")
     usage_interval_s: float = Field(default=30.0, gt=0)
+    stream_interval_ms: float = Field(
+        default=0,
+        ge=0,
+        description="after the first token, send a stream's text at most this often (tokens "
+        "that arrive meanwhile go in one message, fewer hops per token); 0 = every token. "
+        "Measured here: no throughput change at 16 users (prefill-bound), so off by default",
+    )
 
 
 # Module-level helpers come before the deployments: Serve serializes the deployment
@@ -241,12 +248,19 @@ class LLMServer:
             return
         yield {"accepted": True, "prompt_tokens": len(ids)}
         model = payload["model"]
+        interval = self.args.stream_interval_ms / 1000
         try:
+            first = True
             while True:
-                delta = await queue.get()
-                if delta:
-                    yield {"delta": delta}
-                if req.done:
+                parts = [await queue.get()]
+                if parts[0] and not first and interval:
+                    await asyncio.sleep(interval)
+                while not queue.empty():
+                    parts.append(queue.get_nowait())
+                first = False
+                if text := "".join(parts):
+                    yield {"delta": text}
+                if parts[-1] == "":  # the engine's final event: nothing follows it
                     break
         except asyncio.CancelledError:
             req.cancelled = True  # the client went away: free the batch slot

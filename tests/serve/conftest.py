@@ -26,6 +26,8 @@ def test_config(tiny_model_dir, tiny_adapter_dir) -> dict:
             "default_max_tokens": 16,
             "api_key_env": "ONPREM_TEST_KEY",
             "usage_interval_s": 2,
+            # Coalesced stream messages here; the slow tier streams every token (the default).
+            "stream_interval_ms": 20,
         },
         runtime_env={"env_vars": {"ONPREM_TEST_KEY": KEY}},
         deployments={
