@@ -32,7 +32,7 @@ FINETUNE = "jobs/configs/finetune/smollm2_lora.yaml"
 EVALUATE = "jobs/configs/evaluate/smollm2_support.yaml"
 SERVE = "serve/config.yaml"
 COST = "jobs/configs/cost/demo.yaml"
-# 16 requests per level, 48 at concurrency 16 (3 per user); then 45 s to watch scale-down.
+# 16 requests per level, 96 at concurrency 16 (6 per user); then 45 s to watch scale-down.
 BENCH_ARGS = (
     "--concurrency",
     "1,4,16",

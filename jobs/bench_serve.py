@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for c in cfg.concurrency:
                 start = time.time()
-                n = max(cfg.requests, 3 * c)
+                n = max(cfg.requests, cfg.per_user * c)
                 log.info("[bench] concurrency %d: %d requests ...", c, n)
                 lv = asyncio.run(
                     run_level(

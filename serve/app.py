@@ -219,16 +219,14 @@ class LLMServer:
     async def generate(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Stream one request: first an ``accepted`` event (or an ``error``), then text
         deltas, then ``finish`` with usage."""
-        from cluster.chat import render
+        from cluster.chat import prompt_tokens
         from cluster.inference.engine import Request, SamplingParams
 
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str] = asyncio.Queue()
         tok = self.lm.tokenizer
         try:
-            ids = tok(render(tok, payload["messages"], generation=True), add_special_tokens=False)[
-                "input_ids"
-            ]
+            ids, prefix_len = prompt_tokens(tok, payload["messages"])
             params = SamplingParams(
                 max_tokens=payload["max_tokens"],
                 temperature=payload["temperature"],
@@ -241,6 +239,7 @@ class LLMServer:
                 params,
                 adapter=payload["adapter"],
                 on_event=lambda r, d: loop.call_soon_threadsafe(queue.put_nowait, d),
+                prefix_len=prefix_len,
             )
             self.bg.submit(req)
         except ValueError as exc:  # prompt too long for the context, unknown adapter

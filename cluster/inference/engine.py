@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +42,9 @@ class Request:
     adapter: str | None = None
     on_event: Callable[[Request, str], None] | None = None  # (request, text delta)
     id: str = ""
+    # Leading prompt tokens shared with other requests (the system turn, earlier turns): their
+    # KV is computed once per (adapter, tokens) and reused. 0 = no shared prefix.
+    prefix_len: int = 0
     # filled in by the engine
     out_ids: list[int] = field(default_factory=list)
     text: str = ""
@@ -83,6 +86,7 @@ class Engine:
         context_len: int = 2048,
         device: str = "cpu",
         adapters: Sequence[str] = (),
+        prefix_cache_size: int = 32,
     ):
         self.model, self.tokenizer = model, tokenizer
         self.eos_ids = set(eos_ids)
@@ -99,6 +103,12 @@ class Engine:
         self.lock = threading.Lock()
         self.steps = 0
         self.tokens_out = 0
+        # Prefix cache: (adapter, prefix tokens) -> per-layer (K, V) of batch 1, LRU.
+        self.prefix_cache_size = prefix_cache_size
+        self._prefixes: OrderedDict[tuple[str, tuple[int, ...]], list[tuple[Any, Any]]] = (
+            OrderedDict()
+        )
+        self.prefix_hits = self.prefix_misses = 0
 
     # -- submitting ----------------------------------------------------------------------------
     def check(
@@ -180,19 +190,66 @@ class Engine:
             self.model.set_adapter(name)
         return run()
 
-    def _prefill(self, reqs: list[Request]) -> None:
+    def _prefix_key(self, r: Request) -> tuple[str, tuple[int, ...]] | None:
+        if not self.prefix_cache_size or not 0 < r.prefix_len < len(r.prompt_ids):
+            return None
+        return (r.adapter or BASE, tuple(r.prompt_ids[: r.prefix_len]))
+
+    def _prefix_kv(self, key: tuple[str, tuple[int, ...]], r: Request) -> list[tuple[Any, Any]]:
+        """The prefix's K/V, computed alone (batch 1, no padding) so that a hit and a miss
+        give the same numbers."""
         import torch
         from transformers import DynamicCache
 
-        width = max(len(r.prompt_ids) for r in reqs)
-        ids = torch.full((len(reqs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(reqs), width), dtype=torch.long)
-        for i, r in enumerate(reqs):
-            n = len(r.prompt_ids)
-            ids[i, width - n :] = torch.tensor(r.prompt_ids)
-            mask[i, width - n :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        if key in self._prefixes:
+            self._prefixes.move_to_end(key)
+            self.prefix_hits += 1
+            return self._prefixes[key]
+        self.prefix_misses += 1
+        ids = torch.tensor([key[1]], device=self.device)
+        mask = torch.ones_like(ids)
+        positions = torch.arange(ids.shape[1], device=self.device).view(1, -1)
         cache = DynamicCache()
+        self._forward(ids, mask, positions, cache, [r])
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
+        self._prefixes[key] = kv
+        while len(self._prefixes) > self.prefix_cache_size:
+            self._prefixes.popitem(last=False)
+        return kv
+
+    def _prefill(self, reqs: list[Request]) -> None:
+        """Prefill admitted requests: those sharing a cached prefix together (only their
+        suffixes run), the rest together from scratch."""
+        groups: dict[Any, list[Request]] = {}
+        for r in reqs:
+            groups.setdefault(self._prefix_key(r), []).append(r)
+        for key, group in groups.items():
+            self._prefill_group(group, key)
+
+    def _prefill_group(self, reqs: list[Request], key: tuple[str, tuple[int, ...]] | None) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        skip = len(key[1]) if key else 0
+        width = max(len(r.prompt_ids) - skip for r in reqs)
+        ids = torch.full((len(reqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(reqs), skip + width), dtype=torch.long)
+        mask[:, :skip] = 1  # the cached prefix, then each suffix left-padded to the width
+        for i, r in enumerate(reqs):
+            n = len(r.prompt_ids) - skip
+            ids[i, width - n :] = torch.tensor(r.prompt_ids[skip:])
+            mask[i, skip + width - n :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, skip:]
+        if key:
+            n = len(reqs)
+            cache = DynamicCache(
+                [
+                    (k.expand(n, -1, -1, -1).contiguous(), v.expand(n, -1, -1, -1).contiguous())
+                    for k, v in self._prefix_kv(key, reqs[0])
+                ]
+            )
+        else:
+            cache = DynamicCache()
         ids, mask, positions = (t.to(self.device) for t in (ids, mask, positions))
         logits = self._forward(ids, mask, positions, cache, reqs)
         tokens = self._sample(logits, reqs)

@@ -121,14 +121,14 @@ class EvalWorker:
         self.max_tokens, self.seed = max_tokens, seed
 
     def answer(self, items: list[Item]) -> list[dict[str, Any]]:
-        from cluster.chat import render
+        from cluster.chat import prompt_tokens
         from cluster.inference.engine import Request, SamplingParams
 
-        tok = self.lm.tokenizer
         reqs = []
         for item in items:
-            ids = tok(render(tok, item.prompt, generation=True), add_special_tokens=False)
-            reqs.append(Request(ids["input_ids"], SamplingParams(self.max_tokens, seed=self.seed)))
+            ids, prefix_len = prompt_tokens(self.lm.tokenizer, item.prompt)
+            params = SamplingParams(self.max_tokens, seed=self.seed)
+            reqs.append(Request(ids, params, prefix_len=prefix_len))
         t0 = time.perf_counter()
         self.engine.generate(reqs)
         wall = time.perf_counter() - t0

@@ -160,3 +160,27 @@ def test_max_tokens_holds_even_mid_character(lm):
     eng.generate(reqs)
     assert all(len(r.out_ids) <= r.params.max_tokens for r in reqs)
     assert not any(r.text.endswith("\ufffd") for r in reqs)  # no half character at the end
+
+
+def test_shared_prefixes_are_computed_once_and_change_no_answer(lm):
+    from cluster.chat import prompt_tokens
+
+    system = {"role": "system", "content": "you answer questions about the return policy"}
+    convs = [[system, {"role": "user", "content": p}] for p in PROMPTS]
+    convs.append([{"role": "user", "content": "no system turn here"}])
+    eng = engine(lm, max_batch_size=3)  # later requests join mid-run and hit the cache
+    reqs = []
+    for conv in convs:
+        ids, prefix_len = prompt_tokens(lm.tokenizer, conv)
+        reqs.append(Request(ids, SamplingParams(max_tokens=6), prefix_len=prefix_len))
+    assert all(r.prefix_len > 0 for r in reqs[:-1]) and reqs[-1].prefix_len == 0
+    plain = lm.tokenizer(
+        lm.tokenizer.apply_chat_template(convs[0], add_generation_prompt=True, tokenize=False),
+        add_special_tokens=False,
+    )["input_ids"]
+    assert reqs[0].prompt_ids == plain  # the ids are the template's, the prefix only a mark
+    eng.generate(reqs)
+    for r in reqs:
+        assert r.out_ids == reference_greedy(lm, r.prompt_ids, 6)
+    assert eng.prefix_misses == 1 and eng.prefix_hits >= 1  # 3 admissions, one computation
+    assert len(eng._prefixes) == 1
