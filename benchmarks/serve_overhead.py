@@ -37,7 +37,7 @@ def main() -> int:
     import torch
     import yaml
 
-    from cluster.chat import read_chat_jsonl, render
+    from cluster.chat import prompt_tokens, read_chat_jsonl
     from cluster.inference.engine import Engine, Request, SamplingParams
     from cluster.inference.loading import load_for_inference
 
@@ -56,9 +56,7 @@ def main() -> int:
     local, served, same = [], [], 0
     with httpx.Client(timeout=300) as http:
         for msgs in prompts:
-            ids = lm.tokenizer(
-                render(lm.tokenizer, msgs, generation=True), add_special_tokens=False
-            )["input_ids"]
+            ids, prefix_len = prompt_tokens(lm.tokenizer, msgs)  # as the replica does
             t0 = time.perf_counter()
             (req,) = engine.generate(
                 [
@@ -66,6 +64,7 @@ def main() -> int:
                         ids,
                         SamplingParams(max_tokens=a.max_tokens),
                         adapter=(adapters and a.model) or None,
+                        prefix_len=prefix_len,
                     )
                 ]
             )
