@@ -46,6 +46,15 @@ from serve.api import (
 log = logging.getLogger("ray.serve")
 
 
+def _replica_lost_errors() -> tuple[type[BaseException], ...]:
+    from ray.exceptions import ActorUnavailableError, RayActorError
+
+    return (RayActorError, ActorUnavailableError)
+
+
+_REPLICA_LOST = _replica_lost_errors()
+
+
 class AppArgs(BaseModel):
     """The ``args`` of the application in ``serve/config.yaml``."""
 
@@ -415,16 +424,43 @@ class OpenAIIngress:
             "stop": req.stop or [],
             "seed": req.seed,
         }
-        stream = self.llm.options(stream=True).generate.remote(payload)
-        first = await _first_event(stream)
+        if req.stream:
+            stream, first = await self._start(payload)
+            if "error" in first:
+                return JSONResponse({"error": first["error"]["error"]}, status_code=first["status"])
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            return StreamingResponse(
+                _sse(stream, new_id(), req.model, include_usage), media_type="text/event-stream"
+            )
+        for attempt in range(2):  # nothing has reached the client yet: safe to run it again
+            try:
+                return await self._complete(payload, req.model)
+            except _REPLICA_LOST as exc:
+                if attempt:
+                    raise
+                log.warning(
+                    "replica lost mid-request (%s); retrying on another", type(exc).__name__
+                )
+        raise AssertionError("unreachable")
+
+    async def _start(self, payload: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Start a streamed generation; a replica that died before its first event is
+        retried once on another (the client has seen nothing yet)."""
+        for attempt in range(2):
+            stream = self.llm.options(stream=True).generate.remote(payload)
+            try:
+                return stream, await _first_event(stream)
+            except _REPLICA_LOST as exc:
+                if attempt:
+                    raise
+                log.warning("replica lost before answering (%s); retrying", type(exc).__name__)
+        raise AssertionError("unreachable")
+
+    async def _complete(self, payload: dict[str, Any], model: str) -> Any:
+        stream, first = await self._start(payload)
         if "error" in first:
             return JSONResponse({"error": first["error"]["error"]}, status_code=first["status"])
         cid = new_id()
-        if req.stream:
-            include_usage = bool(req.stream_options and req.stream_options.include_usage)
-            return StreamingResponse(
-                _sse(stream, cid, req.model, include_usage), media_type="text/event-stream"
-            )
         async for event in stream:
             if "error" in event:
                 return JSONResponse({"error": event["error"]["error"]}, status_code=event["status"])
@@ -432,7 +468,7 @@ class OpenAIIngress:
                 u = event["usage"]
                 return completion(
                     cid,
-                    req.model,
+                    model,
                     event["text"],
                     event["finish"],
                     u["prompt_tokens"],

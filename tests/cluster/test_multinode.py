@@ -259,7 +259,10 @@ def test_a_removed_node_is_survived_by_the_serve_app(fleet, tiny_model_dir):
     # Before the removal and once Serve has replaced the replica: every request succeeds.
     assert before > 0 and set(codes[:before]) == {200}, Counter(codes[:before])
     assert late and set(late) == {200}, Counter(late)
-    # While it notices the dead replica, requests that were on it may fail; few do.
+    # While it notices the dead replica: the ingress retries requests that were on it (nothing
+    # was sent yet), so at most the streams in flight at the removal may fail (one per thread).
     window = codes[before:after_removal]
-    assert window.count(200) / max(len(window), 1) > 0.9, Counter(window)
+    assert window.count(200) > 0 and len(window) - window.count(200) <= len(threads), Counter(
+        window
+    )
     undeploy(handle)
