@@ -132,6 +132,19 @@ def smollm2_dir() -> Path:
     return target
 
 
+def submit_finetune(cluster, config: str, *overrides: str, timeout_s: float = 600):
+    """``python -m jobs.finetune --config CONFIG KEY=VALUE...`` through ``ray job submit``."""
+    from cluster.submit import submit
+
+    return submit(
+        cluster,
+        ["python", "-m", "jobs.finetune", "--config", config, *overrides],
+        kind="finetune",
+        working_dir=REPO,
+        timeout_s=timeout_s,
+    )
+
+
 def install_test_token(root: Path) -> Path:
     """Give a test platform root the session's token (see TEST_TOKEN)."""
     token = root / ".cluster" / "auth_token"

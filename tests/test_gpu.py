@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from cluster.submit import submit
-from tests.conftest import REPO
+from tests.conftest import submit_finetune
 
 pytestmark = [pytest.mark.gpu, pytest.mark.integration]
 
@@ -14,22 +13,14 @@ pytestmark = [pytest.mark.gpu, pytest.mark.integration]
 @pytest.mark.parametrize("stage", [2, 3])
 def test_finetune_on_cuda_with_bf16_and_nccl(ray_cluster, tiny_model_dir, stage):
     name = f"gpu-zero{stage}"
-    job = submit(
+    job = submit_finetune(
         ray_cluster,
-        [
-            "python",
-            "-m",
-            "jobs.finetune",
-            "--config",
-            "jobs/configs/finetune/tiny_test.yaml",
-            f"model={tiny_model_dir}",
-            f"run_name={name}",
-            "scaling.use_gpu=true",
-            "scaling.num_workers=1",
-            f"deepspeed.zero_stage={stage}",
-        ],
-        kind="finetune",
-        working_dir=REPO,
+        "jobs/configs/finetune/tiny_test.yaml",
+        f"model={tiny_model_dir}",
+        f"run_name={name}",
+        "scaling.use_gpu=true",
+        "scaling.num_workers=1",
+        f"deepspeed.zero_stage={stage}",
         timeout_s=900,
     )
     assert job.ok, job.output[-3000:]

@@ -9,7 +9,7 @@ import pytest
 
 from cluster.submit import submit
 from serve.deploy import deploy, load_config, undeploy, wait_running, with_overrides
-from tests.conftest import REPO
+from tests.conftest import REPO, submit_finetune
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 PORT = 8012
@@ -19,22 +19,14 @@ RUN = "smollm2-slow"
 @pytest.fixture(scope="module")
 def tuned(ray_cluster, smollm2_dir):
     """A short run of the shipped recipe (20 optimizer steps instead of 3 epochs)."""
-    job = submit(
+    job = submit_finetune(
         ray_cluster,
-        [
-            "python",
-            "-m",
-            "jobs.finetune",
-            "--config",
-            "jobs/configs/finetune/smollm2_lora.yaml",
-            f"run_name={RUN}",
-            f"model={smollm2_dir}",
-            "train.max_steps=20",
-            "train.eval_every=20",
-            "checkpoint.every_steps=20",
-        ],
-        kind="finetune",
-        working_dir=REPO,
+        "jobs/configs/finetune/smollm2_lora.yaml",
+        f"run_name={RUN}",
+        f"model={smollm2_dir}",
+        "train.max_steps=20",
+        "train.eval_every=20",
+        "checkpoint.every_steps=20",
         timeout_s=1500,
     )
     assert job.ok, job.output[-4000:]

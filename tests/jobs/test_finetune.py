@@ -10,21 +10,14 @@ import time
 import pytest
 
 from cluster.ledger import Ledger
-from cluster.submit import submit
-from tests.conftest import REPO
+from tests.conftest import submit_finetune
 
 pytestmark = pytest.mark.integration
 CONFIG = "jobs/configs/finetune/tiny_test.yaml"
 
 
 def finetune(cluster, *overrides, timeout_s=600):
-    return submit(
-        cluster,
-        ["python", "-m", "jobs.finetune", "--config", CONFIG, *overrides],
-        kind="finetune",
-        working_dir=REPO,
-        timeout_s=timeout_s,
-    )
+    return submit_finetune(cluster, CONFIG, *overrides, timeout_s=timeout_s)
 
 
 def read_metrics(run_dir):
