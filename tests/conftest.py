@@ -18,11 +18,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).with_name("assets")
+# Several checkouts can test on one machine at once: ONPREM_TEST_PORT_OFFSET moves every port
+# the tests open (clusters, dashboards, Serve) by the same amount.
+PORT_OFFSET = int(os.environ.get("ONPREM_TEST_PORT_OFFSET", "0"))
+
+
+def port(n: int) -> int:
+    """A test port, moved by ``ONPREM_TEST_PORT_OFFSET``."""
+    return n + PORT_OFFSET
+
+
 TEST_PORTS = {
-    "ONPREM_GCS_PORT": "6391",
-    "ONPREM_DASHBOARD_PORT": "8266",
-    "ONPREM_CLIENT_PORT": "9102",
-    "ONPREM_AGENT_PORT": "52366",
+    "ONPREM_GCS_PORT": str(port(6391)),
+    "ONPREM_DASHBOARD_PORT": str(port(8266)),
+    "ONPREM_CLIENT_PORT": str(port(9102)),
+    "ONPREM_AGENT_PORT": str(port(52366)),
 }
 
 # One Ray auth token for every cluster this test process talks to: Ray reads the mode and the

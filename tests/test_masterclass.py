@@ -8,16 +8,16 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 GUIDE = REPO / "docs" / "masterclass.md"
 PORTS = {
-    "ONPREM_GCS_PORT": "6392",
-    "ONPREM_DASHBOARD_PORT": "8267",
-    "ONPREM_CLIENT_PORT": "9103",
-    "ONPREM_AGENT_PORT": "52367",
-    "ONPREM_SERVE_PORT": "8014",
+    "ONPREM_GCS_PORT": str(port(6392)),
+    "ONPREM_DASHBOARD_PORT": str(port(8267)),
+    "ONPREM_CLIENT_PORT": str(port(9103)),
+    "ONPREM_AGENT_PORT": str(port(52367)),
+    "ONPREM_SERVE_PORT": str(port(8014)),
 }
 
 

@@ -9,10 +9,10 @@ import pytest
 
 from cluster.submit import submit
 from serve.deploy import deploy, load_config, undeploy, wait_running, with_overrides
-from tests.conftest import REPO, submit_finetune
+from tests.conftest import REPO, port, submit_finetune
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-PORT = 8012
+PORT = port(8012)
 RUN = "smollm2-slow"
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from cluster.local import ClusterError, LocalCluster
 from cluster.status import render_status
+from tests.conftest import port as test_port
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,11 @@ def test_a_taken_port_is_a_clear_error_not_a_moved_port(ray_cluster, tmp_path):
         blocker.listen()
         port = blocker.getsockname()[1]
         other = LocalCluster(
-            gcs_port=6399, dashboard_port=port, client_port=9109, agent_port=52369, root=tmp_path
+            gcs_port=test_port(6399),
+            dashboard_port=port,
+            client_port=test_port(9109),
+            agent_port=test_port(52369),
+            root=tmp_path,
         )
         with pytest.raises(ClusterError) as info:
             other.up()
@@ -53,10 +58,10 @@ def test_a_taken_port_is_a_clear_error_not_a_moved_port(ray_cluster, tmp_path):
 
 def test_down_stops_only_its_own_cluster(ray_cluster, tmp_path):
     other = LocalCluster(
-        gcs_port=6398,
-        dashboard_port=8268,
-        client_port=9108,
-        agent_port=52368,
+        gcs_port=test_port(6398),
+        dashboard_port=test_port(8268),
+        client_port=test_port(9108),
+        agent_port=test_port(52368),
         num_cpus=1,
         root=tmp_path,
     )

@@ -19,11 +19,11 @@ from cluster.ledger import Ledger
 from cluster.local import LocalCluster
 from cluster.submit import submit
 from serve.deploy import deploy, details, load_config, undeploy, wait_running, with_overrides
-from tests.conftest import REPO, install_test_token
+from tests.conftest import REPO, install_test_token, port
 
 pytestmark = pytest.mark.integration
-DASHBOARD = 8269
-SERVE_PORT = 8015
+DASHBOARD = port(8269)
+SERVE_PORT = port(8015)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def fleet(tmp_path_factory):
             "include_dashboard": True,
             "dashboard_host": "127.0.0.1",
             "dashboard_port": DASHBOARD,
-            "dashboard_agent_listen_port": 52370,
+            "dashboard_agent_listen_port": port(52370),
             "object_store_memory": 150 * 2**20,
             "env_vars": {"ONPREM_ACCELERATOR_TYPE": "CPU"},
         },
@@ -66,7 +66,7 @@ def fleet(tmp_path_factory):
             num_cpus=2,
             num_gpus=1,
             resources={f"accelerator_type:{accel}": 1},
-            dashboard_agent_listen_port=52371 + i,
+            dashboard_agent_listen_port=port(52371) + i,
             object_store_memory=150 * 2**20,
             env_vars={"ONPREM_ACCELERATOR_TYPE": accel},
         )

@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from serve.deploy import deploy, load_config, undeploy, wait_running, with_overrides
+from tests.conftest import port
 
-PORT = 8011
+PORT = port(8011)
 KEY = "test-key-123"
 BASE = f"http://127.0.0.1:{PORT}"
 
