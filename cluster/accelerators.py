@@ -23,3 +23,23 @@ def gpu_model_from_name(device_name: str) -> str:
         if needle in device_name:
             return model
     return device_name.replace("NVIDIA ", "").strip()
+
+
+def local_gpus() -> list[str]:
+    """This machine's GPUs by model name, from ``nvidia-smi`` (no CUDA import); [] without."""
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [gpu_model_from_name(line.strip()) for line in out.splitlines() if line.strip()]

@@ -28,6 +28,7 @@ from typing import Any
 import psutil
 
 from cluster import paths
+from cluster.accelerators import local_gpus
 
 
 class ClusterError(RuntimeError):
@@ -55,8 +56,10 @@ class LocalCluster:
     client_port: int = 10001
     agent_port: int = 52365
     num_cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # This machine's GPUs (nvidia-smi), so a GPU workstation runs the same jobs on CUDA.
+    num_gpus: int = field(default_factory=lambda: len(local_gpus()))
     object_store_mb: int = 200
-    accelerator_type: str = "CPU"
+    accelerator_type: str = field(default_factory=lambda: (local_gpus() or ["CPU"])[0])
     root: Path = field(default_factory=paths.root)
 
     @classmethod
@@ -67,6 +70,7 @@ class LocalCluster:
             client_port=_env_int("ONPREM_CLIENT_PORT", 10001),
             agent_port=_env_int("ONPREM_AGENT_PORT", 52365),
             num_cpus=_env_int("ONPREM_NUM_CPUS", os.cpu_count() or 1),
+            num_gpus=_env_int("ONPREM_NUM_GPUS", len(local_gpus())),
             object_store_mb=_env_int("ONPREM_OBJECT_STORE_MB", 200),
         )
 
@@ -210,7 +214,7 @@ class LocalCluster:
             f"--dashboard-agent-listen-port={self.agent_port}",
             "--disable-usage-stats",
             f"--num-cpus={self.num_cpus}",
-            "--num-gpus=0",
+            f"--num-gpus={self.num_gpus}",
             f"--object-store-memory={self.object_store_mb * 1024 * 1024}",
             "--labels="
             + json.dumps({"onprem/node": "laptop", "onprem/accelerator": self.accelerator_type}),

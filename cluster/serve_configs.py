@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import yaml
 
+from cluster.llm import placement
+
 REPO = Path(__file__).resolve().parents[1]
 SERVE_CONFIG = REPO / "serve" / "config.yaml"
 RAYSERVICE = REPO / "k8s" / "rayservice.yaml"
@@ -24,7 +26,9 @@ def serve_config(
     head_ip: str | None = None,
     llm_gpus: float = 1,
 ) -> dict[str, Any]:
-    """``serve/config.yaml`` with only what must differ on GPUs and on the target network."""
+    """``serve/config.yaml`` with only what must differ on GPUs and on the target network:
+    the bind address, and each model's vLLM engine placed on ``llm_gpus`` GPU(s) per
+    tensor-parallel rank instead of a CPU, with CUDA graphs (no ``enforce_eager``)."""
     out = copy.deepcopy(base)
     http = out.setdefault("http_options", {})
     if target == "k8s":
@@ -33,9 +37,11 @@ def serve_config(
         # One cluster-wide host: only the head can bind the head's private address.
         http["host"], out["proxy_location"] = head_ip, "HeadOnly"
     for app in out["applications"]:
-        for dep in app.get("deployments", []):
-            if dep["name"] == "LLMServer":
-                dep.setdefault("ray_actor_options", {})["num_gpus"] = llm_gpus
+        for llm in (app.get("args") or {}).get("llm_configs", []):
+            engine = llm.setdefault("engine_kwargs", {})
+            engine.pop("enforce_eager", None)
+            tp = int(engine.get("tensor_parallel_size", 1))
+            llm["placement_group_config"] = placement(cpus=1, gpus=llm_gpus, tensor_parallel=tp)
     return out
 
 
@@ -43,7 +49,8 @@ K8S_SERVE_HEADER = """\
 # GENERATED from serve/config.yaml by `python -m cluster.onprem k8s-serve`; do not edit here.
 # Differs only in: http_options.host 0.0.0.0, because the Serve Service forwards to the pod IP
 # and the pod network is private to the cluster (nothing is exposed beyond the ClusterIP
-# Service); and LLMServer ray_actor_options.num_gpus 1 (one replica per GPU).
+# Service); and each model's vLLM engine on 1 GPU (placement_group_config) with CUDA graphs
+# (no enforce_eager).
 """
 
 

@@ -1,8 +1,9 @@
 """``python -m serve deploy | undeploy``: deploy ``serve/config.yaml`` on the local cluster,
-optionally with another port, model or adapters, and wait until it runs.
+optionally with another port, other models or adapters, and wait until it runs.
 
     python -m serve deploy                                   # the config as it is
-    python -m serve deploy --adapter masterclass=runs/masterclass/adapter --port 8000
+    python -m serve deploy --model smollm2-135m-instruct=smollm2-135m-instruct \
+        --adapter masterclass=runs/masterclass/adapter       # served as ...-instruct:masterclass
     python -m serve undeploy
 
 Ray's own ``serve deploy serve/config.yaml`` deploys the file unchanged; this command is the
@@ -34,13 +35,21 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("ONPREM_SERVE_PORT", 0)) or None,
         help="HTTP port (default: the config's; env ONPREM_SERVE_PORT)",
     )
-    d.add_argument("--model", help="base model (store name or folder)")
+    d.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="ID=SOURCE",
+        help="serve model SOURCE (store name or folder) as ID, configured like the config's "
+        "first model (replaces the config's models)",
+    )
     d.add_argument(
         "--adapter",
         action="append",
         default=[],
         metavar="NAME=PATH",
-        help="serve this LoRA adapter as model NAME (replaces the config's)",
+        help="serve this LoRA adapter of the first model as <model id>:NAME (replaces the "
+        "config's adapters)",
     )
     d.add_argument("--timeout", type=float, default=600)
     sub.add_parser("undeploy", help="delete every Serve app on the cluster")
@@ -51,15 +60,19 @@ def main(argv: list[str] | None = None) -> int:
             undeploy(cluster)
             print("Serve apps deleted")
             return 0
-        args = {}
-        if a.model:
-            args["model"] = args["served_model_name"] = a.model
-        if a.adapter:
-            bad = [x for x in a.adapter if "=" not in x]
+        for flag, values, form in (
+            ("--model", a.model, "ID=SOURCE"),
+            ("--adapter", a.adapter, "NAME=PATH"),
+        ):
+            bad = [x for x in values if "=" not in x]
             if bad:
-                p.error(f"--adapter takes NAME=PATH (got {bad[0]!r})")
-            args["adapters"] = dict(x.split("=", 1) for x in a.adapter)
-        cfg = with_overrides(load_config(a.config), port=a.port, args=args)
+                p.error(f"{flag} takes {form} (got {bad[0]!r})")
+        cfg = with_overrides(
+            load_config(a.config),
+            port=a.port,
+            models=dict(x.split("=", 1) for x in a.model) or None,
+            adapters=dict(x.split("=", 1) for x in a.adapter) or None,
+        )
         deploy(cluster, cfg)
         app = cfg["applications"][0]
         wait_running(cluster, app["name"], timeout_s=a.timeout)
@@ -68,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     port = cfg.get("http_options", {}).get("port", 8000)
     models = [
-        app["args"].get("served_model_name") or app["args"]["model"],
-        *app["args"].get("adapters", {}),
+        f"{mid}{':' + name if name else ''}"
+        for c in app["args"]["llm_configs"]
+        for mid in [c["model_loading_config"]["model_id"]]
+        for name in ["", *(c.get("adapters") or {})]
     ]
     print(f"app {app['name']} running: http://127.0.0.1:{port}/v1 serving {', '.join(models)}")
     return 0

@@ -1,487 +1,347 @@
-"""The Ray Serve application: ``OpenAIIngress`` (FastAPI: auth, validation, OpenAI errors,
-streaming) in front of ``LLMServer`` replicas (the model, its LoRA adapters and the
-continuous-batching engine), autoscaled on ongoing requests.
+"""The Ray Serve application: Ray's own LLM serving (``ray.serve.llm``: an OpenAI-compatible
+ingress in front of one vLLM ``LLMServer`` deployment per base model), built from the
+``args`` of ``serve/config.yaml`` with what this platform adds:
+
+- model sources from the model store (``model_source: smollm2-135m-instruct`` or a folder such
+  as ``runs/<run>/merged``), checked before anything is deployed;
+- LoRA adapters from local run folders or store entries, served as ``<base>:<adapter>``
+  (Ray's own ``lora_config.dynamic_lora_loading_path`` serves adapters from ``s3://``);
+- CPU defaults for vLLM (KV-cache size, OpenMP threads) when a model is placed on CPUs;
+- a bearer API key on every route but ``/health``, with OpenAI-shaped 401s, and 503 with
+  ``Retry-After`` when a model's request queue is full;
+- replica-hours in the usage ledger.
 
     serve run serve/config.yaml          # or: serve deploy serve/config.yaml
-    curl http://127.0.0.1:8000/v1/models
-
-Built by :func:`build_app` from the ``args`` of ``serve/config.yaml``.
+    curl -H "Authorization: Bearer $ONPREM_API_KEY" http://127.0.0.1:8000/v1/models
 """
 
 # FastAPI reads the route signatures at runtime: no `from __future__ import annotations` here.
 
-import asyncio
-import contextlib
+import copy
 import hmac
-import json
 import logging
 import os
-import threading
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
-from ray.serve.handle import DeploymentHandle
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from serve.api import (
-    DONE,
-    APIError,
-    ChatCompletionRequest,
-    check_request,
-    chunk,
-    completion,
-    error_body,
-    finish_reason,
-    inline_schema,
-    new_id,
-    usage,
+from ray.llm._internal.serve.core.configs.openai_api_models import (
+    ModelCard,
+    ModelList,
+    to_model_metadata,
 )
+from ray.llm._internal.serve.core.ingress.ingress import (
+    OpenAiIngress,
+    init,
+    make_fastapi_ingress,
+)
+from ray.llm._internal.serve.core.server.builder import build_llm_deployment
+from ray.llm._internal.serve.core.server.llm_server import LLMServer as RayLLMServer
+from ray.llm._internal.serve.utils.lora_serve_utils import LoraModelLoader
+from ray.serve.llm import LLMConfig
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from cluster.llm import engine_env, lora_engine_kwargs, on_cpu
 
 log = logging.getLogger("ray.serve")
 
-
-def _replica_lost_errors() -> tuple[type[BaseException], ...]:
-    from ray.exceptions import ActorUnavailableError, RayActorError
-
-    return (RayActorError, ActorUnavailableError)
-
-
-_REPLICA_LOST = _replica_lost_errors()
+HEALTH_PATHS = ("/health",)
 
 
 class AppArgs(BaseModel):
     """The ``args`` of the application in ``serve/config.yaml``."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(description="base model: model store name or HF folder")
-    served_model_name: str | None = Field(default=None, description="id in /v1/models")
-    adapters: dict[str, str] = Field(
-        default_factory=dict,
-        description="name -> adapter folder (runs/<run>/adapter) or store entry",
+    llm_configs: list[dict[str, Any]] = Field(
+        min_length=1,
+        description="one Ray `LLMConfig` per base model (model_loading_config, engine_kwargs, "
+        "placement_group_config, deployment_config, ...), plus `adapters`: LoRA adapters of "
+        "that model, name -> runs/<run>/adapter or a store entry, served as <model_id>:<name>",
     )
-    max_batch_size: int = Field(default=16, ge=1, le=512, description="sequences per forward")
-    max_tokens_limit: int = Field(default=1024, ge=1, description="largest max_tokens allowed")
-    default_max_tokens: int = Field(default=256, ge=1)
     api_key_env: str = Field(
         default="ONPREM_API_KEY",
-        description="env var holding the API "
-        "key; when it is set, requests must send it as a Bearer token",
+        description="env var holding the API key; when set, every route but /health needs "
+        "'Authorization: Bearer <key>'",
     )
-    threads: int | None = Field(default=None, ge=1, description="torch threads per replica")
-    usage_interval_s: float = Field(default=30.0, gt=0)
-    stream_interval_ms: float = Field(
-        default=0,
-        ge=0,
-        description="after the first token, send a stream's text at most this often (tokens "
-        "that arrive meanwhile go in one message, fewer hops per token); 0 = every token. "
-        "Measured here: no throughput change at 16 users (prefill-bound), so off by default",
+    ingress_deployment_config: dict[str, Any] = Field(
+        default_factory=dict, description="Serve options of the OpenAI ingress deployment"
+    )
+    usage_interval_s: float = Field(default=30.0, gt=0, description="ledger flush period")
+
+
+# -- building the app --------------------------------------------------------------------------
+def _is_remote(ref: str) -> bool:
+    return ref.startswith(("s3://", "gs://", "abfss://", "azure://", "hf://"))
+
+
+def resolve_model_source(ref: str) -> str:
+    """A store name or folder as an absolute folder (remote URIs pass through)."""
+    from cluster.store import ModelStore
+
+    return ref if _is_remote(ref) else str(ModelStore().resolve(ref))
+
+
+def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
+    """A Ray ``LLMConfig`` from one ``llm_configs`` entry, and its local adapters (name ->
+    folder). Store names become folders; LoRA and CPU settings are filled in where the entry
+    leaves them out."""
+    from cluster.store import ModelStore
+
+    cfg = copy.deepcopy(raw)
+    adapters = cfg.pop("adapters", None) or {}
+    loading = cfg.setdefault("model_loading_config", {})
+    loading["model_source"] = resolve_model_source(
+        loading.get("model_source") or loading.get("model_id", "")
+    )
+    store = ModelStore()
+    local = {name: str(store.resolve_adapter(ref)) for name, ref in adapters.items()}
+    engine = cfg.setdefault("engine_kwargs", {})
+    cpu = on_cpu(cfg.get("placement_group_config"))
+    if local or cfg.get("lora_config"):
+        cfg.setdefault("lora_config", {}).setdefault(
+            "max_num_adapters_per_replica", max(1, len(local))
+        )
+        for key, value in lora_engine_kwargs(local.values(), cpu=cpu).items():
+            engine.setdefault(key, value)
+    defaults = engine_env(cfg.get("placement_group_config"))
+    if defaults:
+        env = cfg.setdefault("runtime_env", {}).setdefault("env_vars", {})
+        for key, value in defaults.items():
+            env.setdefault(key, value)
+    cfg["server_cls"] = LLMServer
+    return LLMConfig.model_validate(cfg), local
+
+
+def build_app(args: dict[str, Any]) -> Any:
+    """Application builder named by ``serve/config.yaml`` (``serve.app:build_app``): Ray's
+    ``build_openai_app`` wiring, with this module's ingress and server classes."""
+    parsed = AppArgs.model_validate(args)  # a bad config fails at deploy, with field names
+    built = [llm_config(raw) for raw in parsed.llm_configs]
+    ids = [cfg.model_id for cfg, _ in built]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"llm_configs: model ids must be unique (got {ids})")
+    deployments = {
+        cfg.model_id: build_llm_deployment(
+            cfg,
+            bind_kwargs={"adapters": local, "usage_interval_s": parsed.usage_interval_s},
+        )
+        for cfg, local in built
+    }
+    cards = {cfg.model_id: to_model_metadata(cfg.model_id, cfg) for cfg, _ in built}
+    cloud = {
+        cfg.model_id: cfg.lora_config.dynamic_lora_loading_path
+        for cfg, _ in built
+        if cfg.lora_config is not None and cfg.lora_config.dynamic_lora_loading_path
+    }
+    options = {
+        **OnPremIngress.get_deployment_options([cfg for cfg, _ in built]),
+        "ray_actor_options": {"num_cpus": 0},  # the proxy's neighbour, not a model replica
+        **parsed.ingress_deployment_config,
+    }
+    ingress = make_fastapi_ingress(OnPremIngress, app=_fastapi_app(parsed.api_key_env))
+    return serve.deployment(ingress, **options).bind(
+        llm_deployments=deployments,
+        model_cards=cards,
+        lora_paths=cloud,
+        local_adapters={cfg.model_id: sorted(local) for cfg, local in built},
+        api_key_env=parsed.api_key_env,
     )
 
 
-# Module-level helpers come before the deployments: Serve serializes the deployment
-# classes, and the helpers they call must already exist when it does.
-def _actor_resources() -> tuple[float, float]:
+# -- the model replicas ------------------------------------------------------------------------
+class LocalLoraLoader(LoraModelLoader):
+    """Ray's LoRA loader, which downloads adapters from cloud storage, taught to serve the
+    adapters that already sit in folders of the shared filesystem without copying them."""
+
+    def __init__(self, adapters: dict[str, str], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.adapters = adapters
+
+    async def load_model_from_config(self, lora_model_id: str, llm_config: LLMConfig) -> Any:
+        from ray.llm._internal.common.models import global_id_manager
+        from ray.llm._internal.common.utils.lora_utils import get_lora_id
+        from ray.llm._internal.serve.core.configs.llm_config import DiskMultiplexConfig
+
+        name = get_lora_id(lora_model_id)
+        if name not in self.adapters:
+            return await super().load_model_from_config(lora_model_id, llm_config)
+        if lora_model_id not in self.disk_cache:
+            self.disk_cache[lora_model_id] = DiskMultiplexConfig(
+                model_id=lora_model_id,
+                max_total_tokens=None,
+                local_path=self.adapters[name],
+                lora_assigned_int_id=global_id_manager.next(),
+            )
+        return self.disk_cache[lora_model_id]
+
+
+class LLMServer(RayLLMServer):
+    """Ray's vLLM server with local LoRA folders and replica-hours in the usage ledger."""
+
+    async def __init__(
+        self,
+        llm_config: LLMConfig,
+        *,
+        adapters: dict[str, str] | None = None,
+        usage_interval_s: float = 30.0,
+        **kwargs: Any,
+    ):
+        adapters = adapters or {}
+        kwargs.setdefault("model_downloader", lambda **kw: LocalLoraLoader(adapters, **kw))
+        await super().__init__(llm_config, **kwargs)
+        self.usage = _replica_usage(llm_config.model_id, usage_interval_s)
+
+    async def __del__(self) -> None:
+        usage = getattr(self, "usage", None)
+        if usage is not None:
+            usage.close()
+        await super().__del__()
+
+
+def _replica_usage(model_id: str, interval_s: float) -> Any:
+    """Open this replica's ``serve`` record in the ledger: what its placement group holds
+    (the engine's bundles and the replica's own), added up every ``interval_s``."""
     import ray
 
-    res = ray.get_runtime_context().get_assigned_resources()
-    return float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0))
+    from serve.usage import ReplicaUsage
+
+    pg = ray.util.get_current_placement_group()
+    if pg is not None:
+        bundles = pg.bundle_specs
+    else:
+        bundles = [ray.get_runtime_context().get_assigned_resources()]
+    cpus = sum(float(b.get("CPU", 0)) for b in bundles)
+    gpus = sum(float(b.get("GPU", 0)) for b in bundles)
+    replica = serve.get_replica_context().replica_id.unique_id
+    app = serve.get_replica_context().app_name
+    return ReplicaUsage(f"{app}/{model_id}/{replica}", cpus, gpus, interval_s=interval_s)
 
 
-async def _first_event(stream: Any) -> dict[str, Any]:
-    from ray.serve.exceptions import BackPressureError
-
-    try:
-        return await stream.__anext__()
-    except BackPressureError:
-        raise APIError(
-            503,
-            "the server is at capacity (request queue full); retry shortly",
-            type="server_error",
-            code="overloaded",
-            headers={"Retry-After": "1"},
-        ) from None
+# -- the OpenAI-compatible front ---------------------------------------------------------------
+def _error(status: int, message: str, type: str, code: str | None, **headers: str) -> JSONResponse:
+    body = {"error": {"message": message, "type": type, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
-async def _sse(stream: Any, cid: str, model: str, include_usage: bool) -> AsyncIterator[str]:
-    yield chunk(cid, model, {"role": "assistant", "content": ""})
-    try:
-        async for event in stream:
-            if "delta" in event:
-                yield chunk(cid, model, {"content": event["delta"]})
-            elif "finish" in event:
-                yield chunk(cid, model, {}, finish_reason=event["finish"])
-                if include_usage:
-                    yield chunk(cid, model, {}, usage_=event["usage"], choices=False)
-            elif "error" in event:
-                yield f"data: {json.dumps(event['error'])}\n\n"
-    except asyncio.CancelledError:
-        stream.cancel()
-        raise
-    yield DONE
+class APIKeyMiddleware:
+    """Every route but ``/health`` needs ``Authorization: Bearer <key>`` when ``env`` holds a
+    key (compared in constant time); a missing or wrong key gets OpenAI's 401."""
+
+    def __init__(self, app: Any, env: str = "ONPREM_API_KEY"):
+        self.app, self.env = app, env
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        key = os.environ.get(self.env)
+        if scope["type"] == "http" and key and scope.get("path") not in HEALTH_PATHS:
+            sent = dict(scope.get("headers") or []).get(b"authorization", b"")
+            token = sent[7:].strip() if sent[:7].lower() == b"bearer " else b""
+            if not token or not hmac.compare_digest(token, key.encode()):
+                resp = _error(
+                    401,
+                    "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                    "authentication_error",
+                    "invalid_api_key",
+                )
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
-# -- the model replicas ----------------------------------------------------------------------
-@serve.deployment(name="LLMServer")
-class LLMServer:
-    def __init__(self, args: dict[str, Any], app_name: str = "llm"):
-        from ray.util import metrics
+def _fastapi_app(api_key_env: str) -> Any:
+    """Ray's ingress app (its error handling, CORS, request ids, HTTP metrics) with this
+    platform's API-key check in front and a ``/health`` route."""
+    app = init()
+    app.add_middleware(APIKeyMiddleware, env=api_key_env)
 
-        from cluster.inference.engine import BackgroundEngine, Engine
-        from cluster.inference.loading import load_for_inference
-        from serve.stats import RollingStats
-        from serve.usage import ReplicaUsage
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI answers {"detail": ...}; OpenAI clients read {"error": {...}}.
+        code = "model_not_found" if exc.status_code == 404 else None
+        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        return _error(exc.status_code, str(exc.detail), kind, code, **(exc.headers or {}))
 
-        self.args = AppArgs.model_validate(args)
-        self.app_name = app_name
-        self.lm = load_for_inference(self.args.model, self.args.adapters)
-        self.engine = Engine(
-            self.lm.model,
-            self.lm.tokenizer,
-            eos_ids=self.lm.eos_ids(),
-            max_batch_size=self.args.max_batch_size,
-            context_len=self.lm.context_len,
-            device=self.lm.device,
-            adapters=list(self.lm.adapters),
-        )
-        self.bg = BackgroundEngine(self.engine, self.args.threads)
-        self.stats = RollingStats()
-        ctx = serve.get_replica_context()
-        self.replica = ctx.replica_id.unique_id
-        resources = _actor_resources()
-        self.usage = ReplicaUsage(
-            f"{app_name}/{self.replica}",
-            resources[0],
-            resources[1],
-            interval_s=self.args.usage_interval_s,
-        )
-        tags = ("model",)
-        self.m_requests = metrics.Counter(
-            "onprem_requests_total", "requests finished", tag_keys=(*tags, "finish")
-        )
-        self.m_errors = metrics.Counter(
-            "onprem_request_errors_total", "requests that failed", tag_keys=tags
-        )
-        self.m_tokens = metrics.Counter(
-            "onprem_generated_tokens_total", "tokens generated", tag_keys=tags
-        )
-        self.m_ttft = metrics.Histogram(
-            "onprem_time_to_first_token_seconds",
-            "TTFT",
-            boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
-            tag_keys=tags,
-        )
-        self.m_e2e = metrics.Histogram(
-            "onprem_request_latency_seconds",
-            "end-to-end latency",
-            boundaries=[0.1, 0.5, 1, 2, 5, 10, 30, 60, 120],
-            tag_keys=tags,
-        )
-        self.m_queue = metrics.Gauge("onprem_queue_depth", "requests waiting for a batch slot")
-        self.m_running = metrics.Gauge("onprem_running_requests", "sequences in the batch")
-        self.m_tps = metrics.Gauge("onprem_tokens_per_second", "generated tokens/s (60 s)")
-        self._stop = threading.Event()
-        threading.Thread(target=self._report, name="stats", daemon=True).start()
-        log.info(
-            "LLMServer %s ready: %s on %s (%s), adapters: %s",
-            self.replica,
-            self.args.model,
-            self.lm.device,
-            self.lm.dtype,
-            list(self.lm.adapters) or "-",
-        )
-
-    def _report(self) -> None:
-        from serve.stats import write_snapshot
-
-        while not self._stop.wait(2.0):
-            snap = self.stats.snapshot()
-            snap.update(
-                waiting=len(self.engine.waiting),
-                running=len(self.engine.running),
-                device=self.lm.device,
-                max_batch_size=self.engine.max_batch_size,
-            )
-            self.m_queue.set(snap["waiting"])
-            self.m_running.set(snap["running"])
-            self.m_tps.set(snap["tokens_per_s"])
-            with contextlib.suppress(OSError):
-                write_snapshot(self.app_name, self.replica, snap)
-
-    def check_health(self) -> None:
-        if not self.bg.thread.is_alive():
-            raise RuntimeError("the engine thread died")
-
-    def __del__(self) -> None:
-        stop = getattr(self, "_stop", None)
-        if stop is not None:
-            stop.set()
-            self.usage.close()
-            self.bg.stop()
-
-    async def generate(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Stream one request: first an ``accepted`` event (or an ``error``), then text
-        deltas, then ``finish`` with usage."""
-        from cluster.chat import prompt_tokens
-        from cluster.inference.engine import Request, SamplingParams
-
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        tok = self.lm.tokenizer
-        try:
-            ids, prefix_len = prompt_tokens(tok, payload["messages"])
-            params = SamplingParams(
-                max_tokens=payload["max_tokens"],
-                temperature=payload["temperature"],
-                top_p=payload["top_p"],
-                stop=payload["stop"],
-                seed=payload["seed"],
-            )
-            req = Request(
-                ids,
-                params,
-                adapter=payload["adapter"],
-                on_event=lambda r, d: loop.call_soon_threadsafe(queue.put_nowait, d),
-                prefix_len=prefix_len,
-            )
-            self.bg.submit(req)
-        except ValueError as exc:  # prompt too long for the context, unknown adapter
-            yield {"error": error_body(str(exc), param="messages"), "status": 400}
-            return
-        yield {"accepted": True, "prompt_tokens": len(ids)}
-        model = payload["model"]
-        interval = self.args.stream_interval_ms / 1000
-        try:
-            first = True
-            while True:
-                parts = [await queue.get()]
-                if parts[0] and not first and interval:
-                    await asyncio.sleep(interval)
-                while not queue.empty():
-                    parts.append(queue.get_nowait())
-                first = False
-                if text := "".join(parts):
-                    yield {"delta": text}
-                if parts[-1] == "":  # the engine's final event: nothing follows it
-                    break
-        except asyncio.CancelledError:
-            req.cancelled = True  # the client went away: free the batch slot
-            raise
-        ok = req.finish_reason in ("stop", "length")
-        e2e = req.latency_s or 0.0
-        self.stats.record(e2e, req.ttft_s, len(req.out_ids), ok)
-        self.m_requests.inc(tags={"model": model, "finish": req.finish_reason or "?"})
-        if req.out_ids:  # Ray's counters refuse an increment of 0 (an answer of just EOS)
-            self.m_tokens.inc(len(req.out_ids), tags={"model": model})
-        self.m_e2e.observe(e2e, tags={"model": model})
-        if req.ttft_s is not None:
-            self.m_ttft.observe(req.ttft_s, tags={"model": model})
-        if not ok:
-            self.m_errors.inc(tags={"model": model})
-            yield {
-                "error": error_body(
-                    f"generation failed: {req.error or req.finish_reason}", type="server_error"
-                ),
-                "status": 500,
-            }
-            return
-        yield {
-            "finish": finish_reason(req.finish_reason),
-            "text": req.text,
-            "usage": usage(len(ids), len(req.out_ids)),
-        }
-
-    async def stats_snapshot(self) -> dict[str, Any]:
-        return {
-            "replica": self.replica,
-            **self.stats.snapshot(),
-            "waiting": len(self.engine.waiting),
-            "running": len(self.engine.running),
-        }
-
-
-# -- the OpenAI-compatible front --------------------------------------------------------------
-api = FastAPI(
-    title="onprem-llm",
-    description="OpenAI-compatible chat completions on Ray Serve",
-    version="0.1.0",
-)
-
-
-@api.exception_handler(APIError)
-async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-
-@api.exception_handler(RequestValidationError)
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0] if exc.errors() else {}
-    param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-    return JSONResponse(
-        error_body(first.get("msg", "invalid request"), param=param), status_code=400
-    )
-
-
-@api.exception_handler(StarletteHTTPException)
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = "not_found" if exc.status_code == 404 else None
-    return JSONResponse(error_body(str(exc.detail), code=code), status_code=exc.status_code)
-
-
-# The body is parsed by hand (to answer malformed JSON in OpenAI's error shape), so the
-# OpenAPI schema, which clients and fuzzers read, declares it explicitly.
-_CHAT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": inline_schema(ChatCompletionRequest)}},
-    }
-}
-
-
-@serve.deployment(name="OpenAIIngress")
-@serve.ingress(api)
-class OpenAIIngress:
-    def __init__(self, llm: DeploymentHandle, args: dict[str, Any]):
-        self.llm = llm
-        self.args = AppArgs.model_validate(args)
-        self.base_name = self.args.served_model_name or self.args.model
-        self.models = [self.base_name, *self.args.adapters]
-
-    def _auth(self, request: Request) -> None:
-        key = os.environ.get(self.args.api_key_env)
-        if not key:
-            return
-        sent = request.headers.get("authorization", "")
-        token = sent.removeprefix("Bearer ").strip() if sent.startswith("Bearer ") else ""
-        if not token or not hmac.compare_digest(token.encode(), key.encode()):
-            raise APIError(
-                401,
-                "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                type="authentication_error",
-                code="invalid_api_key",
-            )
-
-    @api.get("/health")
-    async def health(self) -> dict[str, str]:
+    @app.get("/health")
+    async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/v1/models")
-    async def list_models(self, request: Request) -> dict[str, Any]:
-        self._auth(request)
-        now = int(time.time())
-        return {
-            "object": "list",
-            "data": [
-                {
-                    "id": m,
-                    "object": "model",
-                    "created": now,
-                    "owned_by": "onprem-llm",
-                    "parent": None if m == self.base_name else self.base_name,
-                }
-                for m in self.models
-            ],
-        }
+    return app
 
-    @api.post("/v1/chat/completions", openapi_extra=_CHAT_BODY)
-    async def chat(self, request: Request) -> Any:
-        self._auth(request)
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise APIError(400, "the request body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise APIError(400, "the request body must be a JSON object")
-        try:
-            req = ChatCompletionRequest.model_validate(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            param = ".".join(str(p) for p in first["loc"]) or None
-            raise APIError(400, f"{param}: {first['msg']}", param=param) from None
-        check_request(req, self.args.max_tokens_limit)
-        if req.model not in self.models:
-            raise APIError(
-                404,
-                f"model {req.model!r} does not exist; available: {', '.join(self.models)}",
-                param="model",
-                code="model_not_found",
-            )
-        payload = {
-            "model": req.model,
-            "adapter": None if req.model == self.base_name else req.model,
-            "messages": [{"role": m.role, "content": m.text()} for m in req.messages],
-            "max_tokens": req.max_completion_tokens
-            or req.max_tokens
-            or self.args.default_max_tokens,
-            "temperature": req.temperature,
-            "top_p": req.top_p,
-            "stop": req.stop or [],
-            "seed": req.seed,
-        }
-        if req.stream:
-            stream, first = await self._start(payload)
-            if "error" in first:
-                return JSONResponse({"error": first["error"]["error"]}, status_code=first["status"])
-            include_usage = bool(req.stream_options and req.stream_options.include_usage)
-            return StreamingResponse(
-                _sse(stream, new_id(), req.model, include_usage), media_type="text/event-stream"
-            )
-        for attempt in range(2):  # nothing has reached the client yet: safe to run it again
-            try:
-                return await self._complete(payload, req.model)
-            except _REPLICA_LOST as exc:
-                if attempt:
-                    raise
-                log.warning(
-                    "replica lost mid-request (%s); retrying on another", type(exc).__name__
-                )
-        raise AssertionError("unreachable")
 
-    async def _start(self, payload: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        """Start a streamed generation; a replica that died before its first event is
-        retried once on another (the client has seen nothing yet)."""
+class OnPremIngress(OpenAiIngress):
+    """Ray's OpenAI ingress that also lists and routes the local adapters of each base model
+    (``<base>:<adapter>``) and answers a full request queue with 503 and ``Retry-After``."""
+
+    def __init__(
+        self,
+        llm_deployments: dict[str, Any],
+        model_cards: dict[str, ModelCard],
+        *,
+        lora_paths: dict[str, str] | None = None,
+        local_adapters: dict[str, list[str]] | None = None,
+        api_key_env: str = "ONPREM_API_KEY",
+    ):
+        super().__init__(llm_deployments, model_cards, lora_paths=lora_paths)
+        self._local = {
+            f"{base}:{name}": base
+            for base, names in (local_adapters or {}).items()
+            for name in names
+        }
+        if not os.environ.get(api_key_env):
+            log.warning("%s is not set: the API accepts requests without a key", api_key_env)
+
+    async def _get_model_id(self, model: str | None) -> str:
+        from fastapi import HTTPException
+
+        model_id = await super()._get_model_id(model)
+        base = model_id.split(":", 1)[0]
+        if model_id != base and model_id not in self._local and base not in self._lora_paths:
+            available = ", ".join([*self._model_cards, *self._local])
+            raise HTTPException(404, f"model {model_id!r} does not exist; available: {available}")
+        return model_id
+
+    async def model(self, model_id: str) -> ModelCard | None:
+        base = self._local.get(model_id)
+        if base is None:
+            return await super().model(model_id)
+        card = self._model_cards[base]
+        return ModelCard(
+            id=model_id,
+            object="model",
+            owned_by=card.owned_by,
+            permission=list(card.permission),
+            metadata={**card.metadata, "base_model_id": base},
+        )
+
+    async def models(self) -> ModelList:
+        listed = await super().models()
+        local = [await self.model(m) for m in self._local]
+        return ModelList(data=[*listed.data, *local])
+
+    async def _process_llm_request(
+        self, body: Any, call_method: str, raw_request: Request | None = None
+    ) -> Any:
+        """Ray's request path, with two faults answered: a full queue gets 503 and
+        ``Retry-After``; a replica lost before the first chunk (its node went away) is retried
+        once on another, since nothing has reached the client yet."""
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+        from ray.serve.exceptions import BackPressureError
+
         for attempt in range(2):
-            stream = self.llm.options(stream=True).generate.remote(payload)
             try:
-                return stream, await _first_event(stream)
-            except _REPLICA_LOST as exc:
+                return await super()._process_llm_request(body, call_method, raw_request)
+            except BackPressureError:
+                return _error(
+                    503,
+                    "the server is at capacity (request queue full); retry shortly",
+                    "server_error",
+                    "overloaded",
+                    **{"Retry-After": "1"},
+                )
+            except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
                 if attempt:
                     raise
                 log.warning("replica lost before answering (%s); retrying", type(exc).__name__)
         raise AssertionError("unreachable")
-
-    async def _complete(self, payload: dict[str, Any], model: str) -> Any:
-        stream, first = await self._start(payload)
-        if "error" in first:
-            return JSONResponse({"error": first["error"]["error"]}, status_code=first["status"])
-        cid = new_id()
-        async for event in stream:
-            if "error" in event:
-                return JSONResponse({"error": event["error"]["error"]}, status_code=event["status"])
-            if "finish" in event:
-                u = event["usage"]
-                return completion(
-                    cid,
-                    model,
-                    event["text"],
-                    event["finish"],
-                    u["prompt_tokens"],
-                    u["completion_tokens"],
-                )
-        raise APIError(
-            500, "the model replica ended the request without an answer", type="server_error"
-        )
-
-
-def build_app(args: dict[str, Any]) -> Any:
-    """Application builder named by ``serve/config.yaml`` (``serve.app:build_app``)."""
-    parsed = AppArgs.model_validate(args)  # a bad config fails at deploy with field names
-    plain = parsed.model_dump()
-    app_name = os.environ.get("ONPREM_SERVE_APP", "llm")
-    return OpenAIIngress.bind(LLMServer.bind(plain, app_name), plain)

@@ -19,33 +19,55 @@ def load_config(path: str | Path = CONFIG) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text())
 
 
+def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` merged in, nested dicts key by key; a None value removes the
+    key (pure)."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 def with_overrides(
     config: dict[str, Any],
     *,
     port: int | None = None,
+    models: dict[str, str] | None = None,
+    adapters: dict[str, str] | None = None,
+    llm: dict[str, Any] | None = None,
     args: dict[str, Any] | None = None,
-    deployments: dict[str, dict[str, Any]] | None = None,
     runtime_env: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A copy of ``config`` with the HTTP port, app args, per-deployment options or the
-    runtime env changed (first application)."""
+    """A copy of ``config`` (first application) with another HTTP port; other models
+    (``{model_id: store name or folder}``, each configured like the config's first model);
+    other LoRA adapters of the first model; ``llm`` merged into every model's LLMConfig
+    (e.g. ``{"deployment_config": {"num_replicas": 2}}``); other app args; a runtime env."""
     out = copy.deepcopy(config)
     if port is not None:
         out.setdefault("http_options", {})["port"] = port
     app = out["applications"][0]
+    app_args = app.setdefault("args", {})
     if args:
-        app["args"] = {**app.get("args", {}), **args}
+        app_args.update(copy.deepcopy(args))
     if runtime_env:
-        app["runtime_env"] = {**app.get("runtime_env", {}), **runtime_env}
-    for name, options in (deployments or {}).items():
-        dep = next(d for d in app["deployments"] if d["name"] == name)
-        for key, value in options.items():
-            if value is None:
-                dep.pop(key, None)
-            elif isinstance(value, dict) and isinstance(dep.get(key), dict):
-                dep[key] = {**dep[key], **value}
-            else:
-                dep[key] = value
+        app["runtime_env"] = merged(app.get("runtime_env", {}), runtime_env)
+    llms = app_args["llm_configs"]
+    if models:
+        template = {k: v for k, v in llms[0].items() if k != "adapters"}
+        llms = [
+            merged(template, {"model_loading_config": {"model_id": mid, "model_source": src}})
+            for mid, src in models.items()
+        ]
+    if adapters is not None:
+        llms[0] = {**llms[0], "adapters": dict(adapters)}
+        if not adapters:
+            llms[0].pop("adapters")
+    app_args["llm_configs"] = [merged(c, llm or {}) for c in llms]
     return out
 
 
@@ -67,9 +89,14 @@ def deploy(cluster: LocalCluster, config: dict[str, Any]) -> None:
 
 
 def wait_running(
-    cluster: LocalCluster, app: str = "llm", timeout_s: float = 300.0, replicas: int | None = None
+    cluster: LocalCluster,
+    app: str = "llm",
+    timeout_s: float = 300.0,
+    replicas: int | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
-    """Wait until ``app`` is RUNNING (and has ``replicas`` running replicas, if given)."""
+    """Wait until ``app`` is RUNNING (and, if given, has ``replicas`` running replicas of
+    ``model``, or of all its models together)."""
     deadline = time.monotonic() + timeout_s
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -77,7 +104,7 @@ def wait_running(
         status = last.get("status")
         if status == "DEPLOY_FAILED":
             raise RuntimeError(f"app {app!r} failed to deploy: {last.get('message')}")
-        if status == "RUNNING" and (replicas is None or running_replicas(last) == replicas):
+        if status == "RUNNING" and (replicas is None or running_replicas(last, model) == replicas):
             return last
         time.sleep(1.0)
     raise TimeoutError(
@@ -86,9 +113,14 @@ def wait_running(
     )
 
 
-def running_replicas(app: dict[str, Any], deployment: str = "LLMServer") -> int:
-    dep = (app.get("deployments") or {}).get(deployment) or {}
-    return sum(r.get("state") == "RUNNING" for r in dep.get("replicas", []))
+def running_replicas(app: dict[str, Any], model: str | None = None) -> int:
+    """Running model replicas of an app (every model's, or ``model``'s deployment's)."""
+    return sum(
+        r.get("state") == "RUNNING"
+        for name, dep in (app.get("deployments") or {}).items()
+        if name.startswith("LLMServer:") and (model is None or name == f"LLMServer:{model}")
+        for r in dep.get("replicas", [])
+    )
 
 
 def deployed_config(cluster: LocalCluster) -> dict[str, Any]:

@@ -1,7 +1,10 @@
-"""Change how many model replicas serve an app, on the running app, without dropping requests.
+"""Change how many replicas serve a model, on the running app, without dropping requests.
 
-    python -m serve.scale --min 1 --max 4      # autoscaling bounds
-    python -m serve.scale --replicas 2         # a fixed number (autoscaling off)
+    python -m serve.scale --model smollm2-support --min 1 --max 4   # autoscaling bounds
+    python -m serve.scale --model smollm2-support --replicas 2      # a fixed number
+
+The model's settings live in the app's args (``llm_configs[].deployment_config``); this command
+changes them there and redeploys the running config.
 
 Changing the bounds or the fixed count is an in-place update: Serve keeps the running replicas
 and adds or removes some; a removed replica finishes its in-flight requests first
@@ -12,6 +15,7 @@ the replicas over (new ones start before old ones drain), which also drops no re
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from typing import Any
 
@@ -22,26 +26,34 @@ from serve.deploy import deploy, deployed_config, wait_running
 def scaled(
     config: dict[str, Any],
     app: str,
-    deployment: str,
+    model: str | None,
     *,
     min_replicas: int | None,
     max_replicas: int | None,
     replicas: int | None,
-) -> dict[str, Any]:
-    """``config`` with the deployment's replica settings changed (pure)."""
+) -> tuple[dict[str, Any], str]:
+    """``config`` with a model's replica settings changed, and that model's id (pure). With
+    one model in the app, ``model`` may be None."""
     target = next((a for a in config["applications"] if a["name"] == app), None)
     if target is None:
         names = ", ".join(a["name"] for a in config["applications"]) or "none"
         raise ValueError(f"no app named {app!r} is deployed (deployed: {names})")
-    deps = target.setdefault("deployments", [])
-    dep = next((d for d in deps if d["name"] == deployment), None)
-    if dep is None:
-        dep = {"name": deployment}
-        deps.append(dep)
+    llms = (target.get("args") or {}).get("llm_configs") or []
+    ids = [c["model_loading_config"]["model_id"] for c in llms]
+    if model is None and len(ids) == 1:
+        model = ids[0]
+    if model not in ids:
+        hint = difflib.get_close_matches(model or "", ids, n=1)
+        raise ValueError(
+            f"app {app!r} serves {', '.join(ids) or 'no models'}; "
+            + (f"--model {model!r} is not one of them" if model else "say which with --model")
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        )
+    dep = llms[ids.index(model)].setdefault("deployment_config", {})
     if replicas is not None:
         dep.pop("autoscaling_config", None)
         dep["num_replicas"] = replicas
-        return config
+        return config, model
     auto = dict(dep.get("autoscaling_config") or {})
     lo = min_replicas if min_replicas is not None else auto.get("min_replicas", 1)
     hi = max_replicas if max_replicas is not None else auto.get("max_replicas", lo)
@@ -52,7 +64,7 @@ def scaled(
         auto["initial_replicas"] = min(max(auto["initial_replicas"], lo), hi)
     dep.pop("num_replicas", None)
     dep["autoscaling_config"] = auto
-    return config
+    return config, model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max", type=int, dest="max_replicas", help="autoscaling maximum")
     p.add_argument("--replicas", type=int, help="fixed replica count (turns autoscaling off)")
     p.add_argument("--app", default="llm")
-    p.add_argument("--deployment", default="LLMServer")
+    p.add_argument("--model", help="the model id to scale (needed when the app serves several)")
     p.add_argument("--wait", action="store_true", help="wait until the new count is running")
     a = p.parse_args(argv)
     if a.replicas is None and a.min_replicas is None and a.max_replicas is None:
@@ -78,17 +90,17 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--{name.replace('_replicas', '')} must be >= 0 (got {v})")
     cluster = LocalCluster.from_env()
     try:
-        config = scaled(
+        config, model = scaled(
             deployed_config(cluster),
             a.app,
-            a.deployment,
+            a.model,
             min_replicas=a.min_replicas,
             max_replicas=a.max_replicas,
             replicas=a.replicas,
         )
         deploy(cluster, config)
         if a.wait:
-            wait_running(cluster, a.app, replicas=a.replicas)
+            wait_running(cluster, a.app, replicas=a.replicas, model=model)
     except (ValueError, ClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -98,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         else f"autoscaling {a.min_replicas if a.min_replicas is not None else '='}.."
         f"{a.max_replicas if a.max_replicas is not None else '='} replicas"
     )
-    print(f"{a.app}/{a.deployment}: {what} (python -m serve.status to follow)")
+    print(f"{a.app}/{model}: {what} (python -m serve.status to follow)")
     return 0
 
 

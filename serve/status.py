@@ -1,7 +1,10 @@
-"""``python -m serve.status``: apps, replicas and their state, queue depth and recent latency.
+"""``python -m serve.status``: apps, model deployments, replicas and their state, and each
+replica's engine figures: requests running and waiting, KV-cache use, time to first token and
+end-to-end latency.
 
-Replica states come from Serve (via the dashboard); queue, batch and latency figures from the
-snapshot each replica writes every 2 s (the last 60 s of requests).
+Replica states come from Serve (the dashboard's REST API); engine figures from vLLM's own
+metrics, which Ray exports in Prometheus format on every node (``log_engine_metrics``). The
+latency percentiles are estimated from vLLM's histograms, over the replica's whole life.
 """
 
 from __future__ import annotations
@@ -10,37 +13,119 @@ import argparse
 import json
 import sys
 import time
+from collections import defaultdict
 from typing import Any
 
+import httpx
+
 from cluster.local import LocalCluster
+from cluster.status import dashboard_get
 from serve.deploy import details
-from serve.stats import read_snapshots
+
+# vLLM metric (without Ray's "ray_" prefix) -> the key it gets in a replica's stats
+GAUGES = {
+    "vllm_num_requests_running": "running",
+    "vllm_num_requests_waiting": "waiting",
+    "vllm_kv_cache_usage_perc": "kv_cache_usage",
+}
+COUNTERS = {
+    "vllm_request_success_total": "requests",
+    "vllm_generation_tokens_total": "generated_tokens",
+}
+HISTOGRAMS = {
+    "vllm_time_to_first_token_seconds": "ttft",
+    "vllm_e2e_request_latency_seconds": "e2e",
+}
 
 
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1000:.0f}"
 
 
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Prometheus' ``histogram_quantile``: linear interpolation inside the bucket where the
+    cumulative count passes ``q`` (pure). ``buckets`` are (upper bound, cumulative count)."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if upper == float("inf"):
+                return lower
+            span = count - below
+            return lower + (upper - lower) * ((rank - below) / span if span else 0.0)
+        lower, below = upper, count
+    return lower
+
+
+def engine_stats(text: str) -> dict[str, dict[str, Any]]:
+    """Per-replica engine figures from a node's Prometheus text (pure): keyed by Serve's
+    replica id, which Ray tags every metric of a replica with."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    stats: dict[str, dict[str, Any]] = defaultdict(dict)
+    buckets: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name = sample.name.removeprefix("ray_")
+            replica = sample.labels.get("ReplicaId")
+            if not replica:
+                continue
+            if name in GAUGES:
+                stats[replica][GAUGES[name]] = stats[replica].get(GAUGES[name], 0) + sample.value
+            elif name in COUNTERS:
+                key = COUNTERS[name]
+                stats[replica][key] = stats[replica].get(key, 0) + sample.value
+            elif name.endswith("_bucket") and name.removesuffix("_bucket") in HISTOGRAMS:
+                key = HISTOGRAMS[name.removesuffix("_bucket")]
+                buckets[(replica, key)].append((float(sample.labels["le"]), sample.value))
+            if "model_name" in sample.labels and name.startswith("vllm_"):
+                stats[replica]["model"] = sample.labels["model_name"]
+    for (replica, key), rows in buckets.items():
+        merged: dict[float, float] = defaultdict(float)
+        for le, count in rows:  # several label sets (finish reasons) share the bounds
+            merged[le] += count
+        pairs = list(merged.items())
+        stats[replica][f"{key}_p50_s"] = histogram_quantile(0.5, pairs)
+        stats[replica][f"{key}_p95_s"] = histogram_quantile(0.95, pairs)
+    return dict(stats)
+
+
+def scrape(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
+    """Engine figures of every replica on every alive node of the cluster."""
+    nodes = dashboard_get(cluster, "/nodes?view=summary").get("data", {}).get("summary", [])
+    out: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        port = (node.get("raylet") or {}).get("metricsExportPort")
+        if not port or (node.get("raylet") or {}).get("state") == "DEAD":
+            continue
+        try:
+            text = httpx.get(f"http://{node['ip']}:{port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            continue
+        out.update(engine_stats(text))
+    return out
+
+
 def gather(cluster: LocalCluster) -> dict[str, Any]:
     d = details(cluster)
+    engines = scrape(cluster) if d.get("applications") else {}
     out: dict[str, Any] = {"apps": {}}
     for name, app in (d.get("applications") or {}).items():
-        snaps = read_snapshots(name)
         deps = {}
         for dname, dep in (app.get("deployments") or {}).items():
             cfg = dep.get("deployment_config") or {}
-            replicas = []
-            for r in dep.get("replicas", []):
-                snap = snaps.get(r.get("replica_id"), {})
-                fresh = snap and time.time() - snap.get("time", 0) < 10
-                replicas.append(
-                    {
-                        "replica_id": r.get("replica_id"),
-                        "state": r.get("state"),
-                        "node_ip": r.get("node_ip"),
-                        "stats": snap if fresh else {},
-                    }
-                )
+            replicas = [
+                {
+                    "replica_id": r.get("replica_id"),
+                    "state": r.get("state"),
+                    "node_ip": r.get("node_ip"),
+                    "engine": engines.get(r.get("replica_id"), {}),
+                }
+                for r in dep.get("replicas", [])
+            ]
             deps[dname] = {
                 "status": dep.get("status"),
                 "replicas": replicas,
@@ -58,7 +143,7 @@ def gather(cluster: LocalCluster) -> dict[str, Any]:
 
 def render(state: dict[str, Any]) -> str:
     if not state["apps"]:
-        return "no Serve apps running (deploy one: serve deploy serve/config.yaml)"
+        return "no Serve apps running (deploy one: python -m serve deploy)"
     lines = []
     for name, app in state["apps"].items():
         lines.append(f"app {name}: {app['status']} at {app['route_prefix']}")
@@ -76,16 +161,15 @@ def render(state: dict[str, Any]) -> str:
                 f"(target {dep['target_num_replicas']}), {scale}"
             )
             for r in dep["replicas"]:
-                s = r["stats"]
+                e = r["engine"]
                 extra = ""
-                if s:
+                if e:
                     extra = (
-                        f" queue {s.get('waiting', 0)} running {s.get('running', 0)}/"
-                        f"{s.get('max_batch_size', '?')} | last 60 s: "
-                        f"{s.get('requests_in_window', 0)} req, p50 "
-                        f"{_ms(s.get('e2e_p50_s'))} ms p95 {_ms(s.get('e2e_p95_s'))} ms, "
-                        f"TTFT p50 {_ms(s.get('ttft_p50_s'))} ms, "
-                        f"{s.get('tokens_per_s', 0):.1f} tok/s"
+                        f" | running {e.get('running', 0):.0f} waiting {e.get('waiting', 0):.0f}"
+                        f" KV cache {e.get('kv_cache_usage', 0):.0%} | "
+                        f"{e.get('requests', 0):.0f} requests, {e.get('generated_tokens', 0):.0f}"
+                        f" tokens; TTFT p50 {_ms(e.get('ttft_p50_s'))} ms, e2e p50 "
+                        f"{_ms(e.get('e2e_p50_s'))} ms p95 {_ms(e.get('e2e_p95_s'))} ms"
                     )
                 lines.append(f"    {r['replica_id']} {r['state']} on {r['node_ip']}{extra}")
     return "\n".join(lines)

@@ -93,7 +93,7 @@ def platform_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def build_tiny_model(dest: Path, seed: int = 0, **config_overrides: int) -> Path:
+def build_tiny_model(dest: Path, seed: int = 0, **config_overrides: float) -> Path:
     """A 1-layer random-init Llama with the tiny tokenizer, saved as an HF folder."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -190,15 +190,33 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
                 os.environ[k] = v
 
 
+# vLLM's CPU attention kernels need a head size of at least 32 (the tiny model's is 8); weights
+# drawn wider than transformers' default make greedy answers depend on the prompt instead of
+# repeating one token.
+SERVING_MODEL = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_attention_heads=2,
+    num_key_value_heads=2,
+    head_dim=64,
+    initializer_range=0.4,
+)
+
+
 @pytest.fixture(scope="session")
-def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A LoRA adapter for the tiny model with non-zero weights (so it changes the answers)."""
+def serving_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-layer random Llama that vLLM serves (the smallest its CPU kernels take)."""
+    return build_tiny_model(tmp_path_factory.mktemp("serving") / "serving-llama", **SERVING_MODEL)
+
+
+def build_adapter(model_dir: Path, dest: Path, seed: int = 1) -> Path:
+    """A LoRA adapter with non-zero weights (so it changes the answers)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.manual_seed(1)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
     model = get_peft_model(
         model,
         LoraConfig(
@@ -208,7 +226,17 @@ def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
             init_lora_weights=False,
         ),
     )
-    out = tmp_path_factory.mktemp("tiny-adapter") / "adapter"
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
-    return out
+    model.save_pretrained(dest)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def serving_adapter_dir(serving_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_adapter(serving_model_dir, tmp_path_factory.mktemp("serving-adapter") / "adapter")
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter for the tiny model with non-zero weights (so it changes the answers)."""
+    return build_adapter(tiny_model_dir, tmp_path_factory.mktemp("tiny-adapter") / "adapter")

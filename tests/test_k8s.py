@@ -174,8 +174,14 @@ def test_k8s_serve_config_differs_from_serve_config_yaml_only_where_it_must():
     k8s = yaml.safe_load(k8s_serve_config_v2())
     assert k8s["http_options"].pop("host") == "0.0.0.0"
     base["http_options"].pop("host")
-    llm = next(d for d in k8s["applications"][0]["deployments"] if d["name"] == "LLMServer")
-    assert llm["ray_actor_options"].pop("num_gpus") == 1
+    for llm, mine in zip(
+        k8s["applications"][0]["args"]["llm_configs"],
+        base["applications"][0]["args"]["llm_configs"],
+        strict=True,
+    ):
+        assert llm.pop("placement_group_config")["bundles"] == [{"GPU": 1, "CPU": 1}]
+        assert mine.pop("placement_group_config")["bundles"] == [{"CPU": 1}]
+        assert mine["engine_kwargs"].pop("enforce_eager") is True
     assert k8s == base
     assert "pod network" in k8s_serve_config_v2(), "say why 0.0.0.0 is safe there"
 

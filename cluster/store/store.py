@@ -66,6 +66,22 @@ class ModelStore:
             f"jobs/configs/pull/smollm2.yaml) or use one of: {known}"
         )
 
+    def resolve_adapter(self, ref: str) -> Path:
+        """A LoRA adapter folder: a store entry, a run folder (``runs/<name>`` → its
+        ``adapter/``), or a folder holding ``adapter_config.json``."""
+        candidates = [self.path(ref)] if self.has(ref) else []
+        # Relative paths mean the platform root (a Serve replica's cwd is not the project).
+        for p in (Path(ref).expanduser(), paths.resolve(ref)):
+            candidates += [p, p / "adapter"]
+        for c in candidates:
+            if (c / "adapter_config.json").is_file():
+                return c.resolve()
+        raise StoreError(
+            f"adapter {ref!r} not found: it is neither a store entry nor a folder holding "
+            "adapter_config.json. Fix: give runs/<run_name>/adapter from a fine-tune, or "
+            "register the run with register=true"
+        )
+
     def verify(self, name: str) -> list[str]:
         """Re-check every file against the manifest; the differences, or [] when intact."""
         manifest = self.manifest(name)

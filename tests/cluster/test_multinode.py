@@ -200,32 +200,28 @@ def _worker_nodes(fleet):
     }
 
 
-def test_a_removed_node_is_survived_by_the_serve_app(fleet, tiny_model_dir):
+def test_a_removed_node_is_survived_by_the_serve_app(fleet, serving_model_dir):
     handle = fleet["handle"]
     cfg = with_overrides(
         load_config(),
         port=SERVE_PORT,
-        args={
-            "model": str(tiny_model_dir),
-            "served_model_name": "tiny",
-            "adapters": {},
-            "api_key_env": "ONPREM_NO_KEY_HERE",
+        models={"tiny": str(serving_model_dir)},
+        adapters={},
+        llm={
+            "engine_kwargs": {"dtype": "float32", "max_model_len": 512, "enforce_eager": True},
+            # One replica per A100 node: each node has one unit of its accelerator resource
+            # (Serve refuses max_replicas_per_node beside placement bundles).
+            "placement_group_config": {"bundles": [{"CPU": 0.5, "accelerator_type:A100": 1}]},
+            "deployment_config": {"autoscaling_config": None, "num_replicas": 2},
         },
-        deployments={
-            "LLMServer": {
-                "autoscaling_config": None,
-                "num_replicas": 2,
-                "max_replicas_per_node": 1,
-                "ray_actor_options": {"num_cpus": 0.5, "num_gpus": 0},
-            }
-        },
+        args={"api_key_env": "ONPREM_NO_KEY_HERE"},
     )
     cfg["proxy_location"] = "HeadOnly"  # every "node" is this machine: one proxy, one port
     deploy(handle, cfg)
     wait_running(handle, "llm", timeout_s=300, replicas=2)
     nodes = {
         r["node_id"]
-        for r in details(handle)["applications"]["llm"]["deployments"]["LLMServer"]["replicas"]
+        for r in details(handle)["applications"]["llm"]["deployments"]["LLMServer:tiny"]["replicas"]
     }
     victim = next(n for n in fleet["nodes"].values() if node_id(n) in nodes)
     url = f"http://127.0.0.1:{SERVE_PORT}/v1/chat/completions"

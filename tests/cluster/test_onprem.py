@@ -189,6 +189,30 @@ def test_serve_config_for_the_fleet_binds_the_head_private_address(inv):
     ServeDeploySchema.model_validate(config)
     assert config["http_options"]["host"] == "10.10.0.10"
     assert config["proxy_location"] == "HeadOnly"
-    llm = config["applications"][0]["deployments"][0]
-    assert llm["name"] == "LLMServer" and llm["ray_actor_options"]["num_gpus"] == 1
+    for llm in config["applications"][0]["args"]["llm_configs"]:
+        assert llm["placement_group_config"]["bundles"] == [{"GPU": 1, "CPU": 1}]
+        assert "enforce_eager" not in llm["engine_kwargs"]
     assert base["http_options"]["host"] == "127.0.0.1"  # the input is not modified
+
+
+def test_the_70b_tensor_parallel_config_in_the_docs_is_a_valid_serve_llm_config():
+    from ray.serve.llm import LLMConfig
+    from ray.serve.schema import ServeDeploySchema
+
+    from serve.app import AppArgs
+
+    text = (REPO / "docs" / "onprem.md").read_text()
+    block = re.search(r"```yaml serve-llm-config\n(.*?)```", text, re.S).group(1)
+    raw = yaml.safe_load(block)
+    AppArgs.model_validate({"llm_configs": [raw]})
+    cfg = LLMConfig.model_validate({k: v for k, v in raw.items() if k != "adapters"})
+    tp = cfg.engine_kwargs["tensor_parallel_size"]
+    bundles = cfg.placement_group_config["bundles"]
+    assert tp == 8 and len(bundles) == tp and all(b["GPU"] == 1 for b in bundles)
+    assert cfg.accelerator_config.kind == "gpu"
+    serve_cfg = {
+        "applications": [
+            {"name": "llm", "import_path": "serve.app:build_app", "args": {"llm_configs": [raw]}}
+        ]
+    }
+    ServeDeploySchema.model_validate(serve_cfg)

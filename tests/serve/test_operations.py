@@ -1,5 +1,5 @@
-"""Operating the app: autoscaling under load, `serve.scale` and `serve.status`, Prometheus
-metrics through Ray, and replica-hours in the usage ledger."""
+"""Operating the app: autoscaling under load, `serve.scale` and `serve.status`, vLLM's
+Prometheus metrics through Ray, and replica-hours in the usage ledger."""
 
 import threading
 import time
@@ -10,7 +10,7 @@ import pytest
 from cluster.ledger import Ledger
 from serve import scale, status
 from serve.deploy import details, running_replicas
-from tests.serve.conftest import KEY
+from tests.serve.conftest import KEY, MODEL
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ class Load:
 
     def _run(self):
         body = {
-            "model": "tiny",
+            "model": MODEL,
             "messages": [{"role": "user", "content": "tell me more"}],
             "max_tokens": self.max_tokens,
             "temperature": 0,
@@ -78,15 +78,14 @@ def test_autoscaling_up_under_load_and_down_after(served):
 def test_scale_command_changes_replicas_without_failed_requests(served, capsys):
     cluster = served["cluster"]
     with Load(served["base"], users=2, max_tokens=16) as load:
-        assert scale.main(["--replicas", "2", "--wait"]) == 0
+        assert scale.main(["--replicas", "2", "--wait"]) == 0  # one model: --model optional
         assert replicas(cluster) == 2
-        assert scale.main(["--min", "1", "--max", "2", "--wait"]) == 0
+        assert scale.main(["--model", MODEL, "--min", "1", "--max", "2", "--wait"]) == 0
     assert load.ok > 0 and load.failed == [], load.failed
     out = capsys.readouterr().out
-    assert "llm/LLMServer: 2 replicas" in out and "autoscaling 1..2" in out
-    auto = details(cluster)["applications"]["llm"]["deployments"]["LLMServer"]["deployment_config"][
-        "autoscaling_config"
-    ]
+    assert f"llm/{MODEL}: 2 replicas" in out and "autoscaling 1..2" in out
+    deployment = details(cluster)["applications"]["llm"]["deployments"][f"LLMServer:{MODEL}"]
+    auto = deployment["deployment_config"]["autoscaling_config"]
     assert (auto["min_replicas"], auto["max_replicas"]) == (1, 2)
 
 
@@ -102,37 +101,38 @@ def test_status_shows_replicas_queue_and_latency(served, capsys):
         served["base"] + "/v1/chat/completions",
         timeout=60,
         headers={"Authorization": f"Bearer {KEY}"},
-        json={"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4},
+        json={"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 4},
     )
-    time.sleep(3)  # replicas write their stats every 2 s
-    assert status.main([]) == 0
-    out = capsys.readouterr().out
-    assert "app llm: RUNNING" in out and "LLMServer: HEALTHY" in out
-    assert "RUNNING on" in out and "queue 0" in out and "p50" in out and "TTFT" in out
+
+    def shown():
+        assert status.main([]) == 0
+        return capsys.readouterr().out
+
+    # Ray's metrics agent exports what the engines report every few seconds.
+    assert wait_for(lambda: "requests," in shown(), 60, step=3)
+    out = shown()
+    assert "app llm: RUNNING" in out and f"LLMServer:{MODEL}: HEALTHY" in out
+    assert "RUNNING on" in out and "waiting 0" in out and "KV cache" in out
+    assert "TTFT p50" in out and "e2e p50" in out
 
 
 def test_metrics_reach_prometheus_through_ray(served):
-    import ray
-
     httpx.post(
         served["base"] + "/v1/chat/completions",
         timeout=60,
         headers={"Authorization": f"Bearer {KEY}"},
-        json={"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4},
+        json={"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 4},
     )
     from cluster.status import dashboard_get
 
-    head = dashboard_get(served["cluster"], "/api/v0/nodes?detail=1")["data"]["result"]["result"]
-    ray.init(address=f"{head[0]['node_ip']}:{served['cluster'].gcs_port}")
-    try:
-        port = ray.nodes()[0]["MetricsExportPort"]
-    finally:
-        ray.shutdown()
-    names = (
-        "ray_onprem_requests_total",
-        "ray_onprem_generated_tokens_total",
-        "ray_onprem_time_to_first_token_seconds_bucket",
-        "ray_onprem_queue_depth",
+    node = dashboard_get(served["cluster"], "/nodes?view=summary")["data"]["summary"][0]
+    port = node["raylet"]["metricsExportPort"]
+    names = (  # vLLM's engine metrics, through Ray's metrics agent
+        "ray_vllm_request_success_total",
+        "ray_vllm_generation_tokens_total",
+        "ray_vllm_time_to_first_token_seconds_bucket",
+        "ray_vllm_num_requests_waiting",
+        "ray_vllm_kv_cache_usage_perc",
     )
 
     def exported():

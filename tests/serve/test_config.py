@@ -1,0 +1,175 @@
+"""Building the app's Ray ``LLMConfig``s from ``serve/config.yaml``, the config edits behind
+``python -m serve deploy`` and ``serve.scale``, and reading vLLM's metrics (no Ray)."""
+
+import json
+
+import pytest
+import yaml
+
+from serve.app import AppArgs, llm_config
+from serve.deploy import load_config, with_overrides
+from serve.scale import scaled
+from serve.status import engine_stats, histogram_quantile
+
+
+@pytest.fixture
+def store(platform_root, tiny_model_dir, tiny_adapter_dir):
+    import shutil
+
+    shutil.copytree(tiny_model_dir, platform_root / "models" / "tiny")
+    (platform_root / "models" / "tiny" / "manifest.json").write_text("{}")
+    shutil.copytree(tiny_adapter_dir, platform_root / "runs" / "r1" / "adapter")
+    return platform_root
+
+
+def test_store_names_and_run_folders_become_folders_with_lora_and_cpu_settings(store):
+    cfg, adapters = llm_config(
+        {
+            "model_loading_config": {"model_id": "m", "model_source": "tiny"},
+            "adapters": {"support": "runs/r1"},
+            "placement_group_config": {"bundles": [{"CPU": 1}]},
+        }
+    )
+    assert cfg.model_loading_config.model_source == str(store / "models" / "tiny")
+    assert adapters == {"support": str(store / "runs" / "r1" / "adapter")}
+    rank = json.loads((store / "runs/r1/adapter/adapter_config.json").read_text())["r"]
+    assert rank == 4  # vLLM sizes LoRA slots in fixed ranks: the next one up holds it
+    assert cfg.engine_kwargs["enable_lora"] is True and cfg.engine_kwargs["max_lora_rank"] == 8
+    assert cfg.lora_config.max_num_adapters_per_replica == 1
+    # on CPU one LoRA slot more than adapters, left empty (see cluster/llm.py)
+    assert cfg.engine_kwargs["max_loras"] == 2
+    env = cfg.runtime_env["env_vars"]
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "1" and env["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+    assert cfg.accelerator_config.kind == "cpu"
+
+
+def test_gpu_placement_gets_no_cpu_settings_and_config_values_win(store):
+    cfg, _ = llm_config(
+        {
+            "model_loading_config": {"model_id": "m", "model_source": "tiny"},
+            "adapters": {"support": "runs/r1"},
+            "placement_group_config": {"bundles": [{"GPU": 1, "CPU": 1}]},
+            "runtime_env": {"env_vars": {"X": "1"}},
+        }
+    )
+    assert cfg.runtime_env == {"env_vars": {"X": "1"}} and cfg.accelerator_config.kind == "gpu"
+    assert cfg.engine_kwargs["max_loras"] == 1
+    cpu, _ = llm_config(
+        {
+            "model_loading_config": {"model_id": "m", "model_source": "tiny"},
+            "placement_group_config": {"bundles": [{"CPU": 1}]},
+            "runtime_env": {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "4"}},
+        }
+    )
+    assert cpu.runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "4"
+
+
+def test_a_model_not_in_the_store_is_refused_with_the_fix(store):
+    from cluster.store import StoreError
+
+    with pytest.raises(StoreError, match="neither in the model store.*pull it first"):
+        llm_config({"model_loading_config": {"model_id": "m", "model_source": "nope"}})
+    with pytest.raises(StoreError, match="adapter 'runs/none' not found"):
+        llm_config(
+            {
+                "model_loading_config": {"model_id": "m", "model_source": "tiny"},
+                "adapters": {"a": "runs/none"},
+            }
+        )
+
+
+def test_the_shipped_config_is_ray_serve_llm_config_plus_adapters():
+    args = load_config()["applications"][0]["args"]
+    parsed = AppArgs.model_validate(args)
+    from ray.serve.llm import LLMConfig
+
+    for raw in parsed.llm_configs:
+        LLMConfig.model_validate({k: v for k, v in raw.items() if k != "adapters"})
+    ids = [c["model_loading_config"]["model_id"] for c in parsed.llm_configs]
+    assert ids == ["smollm2-support", "smollm2-135m-instruct"]
+
+
+def test_overrides_replace_models_and_adapters_and_merge_settings():
+    base = load_config()
+    cfg = with_overrides(
+        base,
+        port=9999,
+        models={"a": "/m/a", "b": "/m/b"},
+        adapters={"x": "/ad/x"},
+        llm={"deployment_config": {"num_replicas": 3, "autoscaling_config": None}},
+    )
+    llms = cfg["applications"][0]["args"]["llm_configs"]
+    assert [c["model_loading_config"] for c in llms] == [
+        {"model_id": "a", "model_source": "/m/a"},
+        {"model_id": "b", "model_source": "/m/b"},
+    ]
+    assert llms[0]["adapters"] == {"x": "/ad/x"} and "adapters" not in llms[1]
+    assert all(c["deployment_config"]["num_replicas"] == 3 for c in llms)
+    assert all("autoscaling_config" not in c["deployment_config"] for c in llms)
+    assert (
+        llms[0]["engine_kwargs"]
+        == base["applications"][0]["args"]["llm_configs"][0]["engine_kwargs"]
+    )
+    assert cfg["http_options"]["port"] == 9999
+    assert base["http_options"]["port"] == 8000  # the input is not modified
+
+
+def test_scaled_changes_one_model_and_names_the_choices():
+    cfg, model = scaled(
+        load_config(), "llm", "smollm2-support", min_replicas=1, max_replicas=4, replicas=None
+    )
+    llm = cfg["applications"][0]["args"]["llm_configs"][0]["deployment_config"]
+    assert model == "smollm2-support" and llm["autoscaling_config"]["max_replicas"] == 4
+    cfg, _ = scaled(
+        load_config(), "llm", "smollm2-support", min_replicas=None, max_replicas=None, replicas=2
+    )
+    llm = cfg["applications"][0]["args"]["llm_configs"][0]["deployment_config"]
+    assert llm["num_replicas"] == 2 and "autoscaling_config" not in llm
+    with pytest.raises(ValueError, match="say which with --model"):
+        scaled(load_config(), "llm", None, min_replicas=None, max_replicas=None, replicas=2)
+    with pytest.raises(ValueError, match="did you mean 'smollm2-support'"):
+        scaled(
+            load_config(), "llm", "smollm2-suport", min_replicas=1, max_replicas=2, replicas=None
+        )
+    with pytest.raises(ValueError, match=r"--max \(1\) must be >= --min \(3\)"):
+        scaled(
+            load_config(), "llm", "smollm2-support", min_replicas=3, max_replicas=1, replicas=None
+        )
+
+
+def test_histogram_quantile_interpolates_like_prometheus():
+    buckets = [(0.1, 0.0), (0.5, 5.0), (1.0, 10.0), (float("inf"), 10.0)]
+    assert histogram_quantile(0.5, buckets) == pytest.approx(0.5)
+    assert histogram_quantile(0.25, buckets) == pytest.approx(0.3)
+    assert histogram_quantile(0.5, [(1.0, 0.0), (float("inf"), 0.0)]) is None
+
+
+def test_engine_stats_are_keyed_by_replica():
+    text = "\n".join(
+        [
+            "# TYPE ray_vllm_num_requests_running gauge",
+            'ray_vllm_num_requests_running{ReplicaId="r1",model_name="m",engine="0"} 3.0',
+            'ray_vllm_num_requests_running{ReplicaId="r2",model_name="m",engine="0"} 1.0',
+            "# TYPE ray_vllm_e2e_request_latency_seconds histogram",
+            'ray_vllm_e2e_request_latency_seconds_bucket{ReplicaId="r1",le="1.0"} 4.0',
+            'ray_vllm_e2e_request_latency_seconds_bucket{ReplicaId="r1",le="2.0"} 8.0',
+            'ray_vllm_e2e_request_latency_seconds_bucket{ReplicaId="r1",le="+Inf"} 8.0',
+            'ray_vllm_e2e_request_latency_seconds_count{ReplicaId="r1"} 8.0',
+            'ray_vllm_e2e_request_latency_seconds_sum{ReplicaId="r1"} 9.0',
+            "# TYPE ray_serve_num_router_requests counter",
+            'ray_serve_num_router_requests_total{deployment="x"} 5.0',
+        ]
+    )
+    stats = engine_stats(text + "\n")
+    assert set(stats) == {"r1", "r2"}
+    assert stats["r1"]["running"] == 3 and stats["r2"]["running"] == 1
+    assert stats["r1"]["model"] == "m"
+    assert stats["r1"]["e2e_p50_s"] == pytest.approx(1.0)
+    assert stats["r1"]["e2e_p95_s"] == pytest.approx(1.9)
+
+
+def test_config_yaml_has_no_anchors():
+    # The file is embedded in k8s/rayservice.yaml: plain YAML reads the same everywhere.
+    from serve.deploy import CONFIG
+
+    assert "&" not in CONFIG.read_text() and yaml.safe_load(CONFIG.read_text())
