@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cluster.config import JobConfig, Problem
+from cluster.llm import CPU_ENGINE_KWARGS, placement
 
 
 class Candidate(BaseModel):
-    """One model to evaluate: in-process (``model`` [+ ``adapter``]) or an endpoint."""
+    """One model to evaluate: in batch on vLLM (``model`` [+ ``adapter``]) or an endpoint."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     name: str = Field(description="label in the report, e.g. base, fine-tuned")
     model: str | None = Field(
         default=None,
-        description="store name or HF folder (in-process), or the served model id (endpoint)",
+        description="store name or HF folder (batch), or the served model id (endpoint)",
     )
     adapter: str | None = Field(default=None, description="LoRA adapter: runs/<run>/adapter")
     endpoint: str | None = Field(
@@ -43,21 +45,40 @@ class Candidate(BaseModel):
             )
         if not self.endpoint and not self.model:
             raise ValueError(
-                "needs `model` (in-process) or `endpoint`. Fix: e.g. model: smollm2-135m-instruct"
+                "needs `model` (batch) or `endpoint`. Fix: e.g. model: smollm2-135m-instruct"
             )
         return self
 
     @property
     def kind(self) -> str:
-        return "endpoint" if self.endpoint else "in-process"
+        return "endpoint" if self.endpoint else "batch"
 
 
 class Generation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_tokens: int = Field(default=64, ge=1, le=4096)
-    batch_size: int = Field(default=16, ge=1, le=256, description="sequences per forward")
     seed: int = 0
+
+
+class Engine(BaseModel):
+    """How batch candidates run: vLLM engines fed by Ray Data (``ray.data.llm``), one
+    processor per base model; adapters of that model share its engines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=lambda: dict(CPU_ENGINE_KWARGS),
+        description="vLLM engine arguments (dtype, max_model_len, tensor_parallel_size, ...)",
+    )
+    replicas: int = Field(default=1, ge=1, le=256, description="vLLM engines (data parallel)")
+    cpus: float = Field(default=1, gt=0, description="CPUs per engine")
+    gpus: float = Field(default=0, ge=0, description="GPUs per engine (0: vLLM on CPU)")
+    batch_size: int = Field(default=32, ge=1, le=4096, description="rows per batch to an engine")
+
+    def placement(self) -> dict[str, Any]:
+        tp = int(self.engine_kwargs.get("tensor_parallel_size", 1))
+        return placement(self.cpus, self.gpus, tp)
 
 
 class EvalConfig(JobConfig):
@@ -74,14 +95,7 @@ class EvalConfig(JobConfig):
     )
     candidates: list[Candidate] = Field(min_length=1)
     generation: Generation = Generation()
-    workers: int = Field(
-        default=2,
-        ge=1,
-        le=256,
-        description="Ray actors per in-process candidate (one model load each)",
-    )
-    cpus_per_worker: float = Field(default=1, gt=0)
-    gpus_per_worker: float = Field(default=0, ge=0)
+    engine: Engine = Engine()
     bootstrap_samples: int = Field(default=1000, ge=100, le=100000)
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     worst_answers: int = Field(default=5, ge=0, le=100, description="listed per candidate")

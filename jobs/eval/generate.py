@@ -1,6 +1,7 @@
-"""Answers for every (candidate, example): generated in-process on Ray actors (one model load
-per actor, continuously batched, greedy) or requested from an OpenAI-compatible endpoint, and
-appended to a per-candidate cache as they arrive, so an interrupted run resumes where it was.
+"""Answers for every (candidate, example): generated in batch by vLLM through ``ray.data.llm``
+(greedy; one processor per base model, base and adapter candidates in the same engine) or
+requested from an OpenAI-compatible endpoint, and appended to a per-candidate cache as they
+arrive, so an interrupted run resumes where it was.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,134 +89,169 @@ def folder_digest(folder: Path | None) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-# -- in-process generation (a Ray actor per worker) -------------------------------------------
-class EvalWorker:
-    """Holds one model (+ adapter) and answers batches of items with the shared engine."""
+# -- batch generation (ray.data.llm: vLLM engines fed by Ray Data) ----------------------------
+@dataclass(frozen=True)
+class Lane:
+    """One candidate generated in a batch processor: ``model`` is the engine's model folder
+    (the base) for the base model, or the adapter folder for a LoRA candidate."""
 
-    def __init__(
-        self,
-        model: str,
-        adapter: str | None,
-        max_tokens: int,
-        batch_size: int,
-        seed: int,
-        threads: int,
-    ):
-        import torch
-
-        from cluster.inference.engine import Engine
-        from cluster.inference.loading import load_for_inference
-
-        torch.set_num_threads(max(1, threads))
-        torch.manual_seed(seed)
-        # One adapter, always active: no per-row adapter routing needed.
-        self.lm = load_for_inference(model, {"candidate": adapter} if adapter else None)
-        self.engine = Engine(
-            self.lm.model,
-            self.lm.tokenizer,
-            eos_ids=self.lm.eos_ids(),
-            max_batch_size=batch_size,
-            context_len=self.lm.context_len,
-            device=self.lm.device,
-        )
-        self.max_tokens, self.seed = max_tokens, seed
-
-    def answer(self, items: list[Item]) -> list[dict[str, Any]]:
-        from cluster.chat import prompt_tokens
-        from cluster.inference.engine import Request, SamplingParams
-
-        reqs = []
-        for item in items:
-            ids, prefix_len = prompt_tokens(self.lm.tokenizer, item.prompt)
-            params = SamplingParams(self.max_tokens, seed=self.seed)
-            reqs.append(Request(ids, params, prefix_len=prefix_len))
-        t0 = time.perf_counter()
-        self.engine.generate(reqs)
-        wall = time.perf_counter() - t0
-        losses = self.reference_losses(items)
-        return [
-            {
-                "id": it.id,
-                "answer": r.text.strip(),
-                "finish_reason": r.finish_reason,
-                "prompt_tokens": len(r.prompt_ids),
-                "completion_tokens": len(r.out_ids),
-                "latency_s": r.latency_s,
-                "batch_wall_s": wall,
-                "ref_loss": loss,
-            }
-            for it, r, loss in zip(items, reqs, losses, strict=True)
-        ]
-
-    def reference_losses(self, items: list[Item]) -> list[float | None]:
-        """Mean NLL of each reference answer given its prompt (teacher forcing)."""
-        import torch
-
-        from cluster.chat import Example
-        from jobs.train.data import collate, tokenize_example
-
-        out: list[float | None] = [None] * len(items)
-        todo = [(i, it) for i, it in enumerate(items) if it.reference is not None]
-        if not todo:
-            return out
-        tokenized = []
-        for _, it in todo:  # only the final turn counts: earlier assistant turns get weight 0
-            msgs = [dict(m, weight=0) if m["role"] == "assistant" else dict(m) for m in it.prompt]
-            msgs.append({"role": "assistant", "content": it.reference})
-            tokenized.append(tokenize_example(self.lm.tokenizer, Example(msgs)))
-        with torch.inference_mode():
-            batch = collate(tokenized, None, self.lm.tokenizer.pad_token_id or 0)
-            batch = {k: v.to(self.lm.device) for k, v in batch.items()}
-            logits = self.lm.model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-            ).logits.float()
-            labels = batch["labels"][:, 1:]
-            nll = torch.nn.functional.cross_entropy(
-                logits[:, :-1].transpose(1, 2), labels, ignore_index=-100, reduction="none"
-            )
-            per = (nll.sum(1) / (labels != -100).sum(1).clamp(min=1)).tolist()
-        for (i, _), loss in zip(todo, per, strict=True):
-            out[i] = float(loss)
-        return out
-
-    def ping(self) -> str:
-        return self.lm.device
+    name: str
+    model: str
 
 
-def run_in_process(
-    model: str,
-    adapter: str | None,
-    items: list[Item],
+def _preprocess(row: dict[str, Any]) -> dict[str, Any]:
+    """An eval row for vLLM: the chat prompt to answer greedily, or (``score``) the prompt
+    followed by the reference, whose prompt log-probabilities give the reference loss."""
+    messages = [dict(m) for m in row["messages"]]
+    # Every row of a run carries the same keys with the same types: Ray Data stores rows as
+    # Arrow tables, where a key missing from some rows turns the others' integers into floats,
+    # which vLLM refuses (and a refusal inside its engine core stalls the pipeline).
+    params: dict[str, Any] = {"temperature": 0.0, "max_tokens": int(row["max_tokens"])}
+    if row["scoring"]:
+        params["prompt_logprobs"] = 0
+    if row["score"]:
+        messages.append({"role": "assistant", "content": row["reference"]})
+        params["max_tokens"] = 1
+    return {
+        "key": row["key"],
+        "model": row["model"],
+        "messages": messages,
+        "sampling_params": params,
+    }
+
+
+def _postprocess(row: dict[str, Any]) -> dict[str, Any]:
+    logprobs = row.get("prompt_logprobs") if row["key"].split("|")[1] == "True" else None
+    chosen: list[float | None] = []
+    if logprobs is not None:
+        ids = list(row["prompt_token_ids"])
+        for tok, entry in zip(ids, logprobs, strict=True):
+            info = (entry or {}).get(tok) or (entry or {}).get(str(tok))
+            chosen.append(None if info is None else float(info["logprob"]))
+    return {
+        "key": row["key"],
+        "text": row["generated_text"],
+        "prompt_tokens": int(row["num_input_tokens"]),
+        "completion_tokens": int(row["num_generated_tokens"]),
+        "prompt_ids": list(row["prompt_token_ids"]),
+        "prompt_logprobs": chosen,
+    }
+
+
+def reference_loss(prompt_ids: Sequence[int], scored: dict[str, Any]) -> float | None:
+    """Mean negative log-likelihood of the reference tokens: the scored sequence is the
+    generation prompt followed by the reference, so its tokens after ``prompt_ids`` are the
+    reference's. None when the two do not share that prefix (a template that is not
+    prefix-stable)."""
+    ids, logprobs = scored["prompt_ids"], scored["prompt_logprobs"]
+    n = len(prompt_ids)
+    if len(ids) <= n or list(ids[:n]) != list(prompt_ids):
+        return None
+    tail = [lp for lp in logprobs[n:] if lp is not None]
+    return -sum(tail) / len(tail) if tail else None
+
+
+def run_batch(
+    base: str,
+    lanes: Sequence[Lane],
+    items: Sequence[Item],
     *,
-    workers: int,
-    cpus: float,
-    gpus: float,
+    engine: dict[str, Any],
     max_tokens: int,
-    batch_size: int,
-    seed: int,
-    on_batch: Callable[[list[dict[str, Any]]], None],
+    on_batch: Callable[[str, list[dict[str, Any]]], None],
 ) -> None:
-    """Answer ``items`` on ``workers`` Ray actors; ``on_batch`` gets each finished batch."""
+    """Answer ``items`` for every lane with one ``ray.data.llm`` processor on the ``base``
+    model folder: base-model rows and adapter rows share its vLLM engines (mixed batches).
+    ``engine`` holds ``engine_kwargs``, ``placement_group_config``, ``replicas`` and
+    ``batch_size``. ``on_batch(lane, rows)`` gets answers as they stream out, so an interrupted
+    run keeps what it finished."""
     import ray
+    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
-    actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus)(EvalWorker)
-    n = max(1, min(workers, len(items)))
-    actors = [
-        actor_cls.remote(model, adapter, max_tokens, batch_size, seed, max(1, int(cpus)))
-        for _ in range(n)
+    from cluster.llm import engine_env, lora_engine_kwargs, on_cpu
+
+    kwargs = dict(engine["engine_kwargs"])
+    adapters = [lane.model for lane in lanes if lane.model != base]
+    # Reference losses come from vLLM's prompt log-probabilities, which vLLM 0.29 cannot
+    # return from an engine with LoRA enabled (its LoRA logits layer fails on the prompt's
+    # shape, and the engine dies), so an engine serving adapters reports none.
+    scoring = not adapters
+    if adapters:
+        log.warning(
+            "no reference loss for %s: vLLM 0.29 returns no prompt log-probabilities with "
+            "LoRA adapters; evaluate a merged model (fine-tune merge=true) to get one",
+            ", ".join(lane.name for lane in lanes),
+        )
+        cpu = on_cpu(engine["placement_group_config"])
+        for key, value in lora_engine_kwargs(adapters, cpu=cpu).items():
+            kwargs.setdefault(key, value)
+    # The light stages (chat template, tokenizer, detokenizer, pre/postprocess) take a tenth of
+    # a CPU each: with Ray Data's default of one CPU per stage they and the engine's bundle ask
+    # for more CPUs than a small machine has, and the pipeline never starts.
+    light = {"num_cpus": 0.1, "concurrency": 1}
+    config = vLLMEngineProcessorConfig(
+        model_source=base,
+        engine_kwargs=kwargs,
+        runtime_env={"env_vars": engine_env(engine["placement_group_config"])},
+        placement_group_config=engine["placement_group_config"],
+        batch_size=engine["batch_size"],
+        concurrency=engine["replicas"],
+        chat_template_stage=light,
+        tokenize_stage=light,
+        detokenize_stage=light,
+    )
+    processor = build_processor(
+        config,
+        preprocess=_preprocess,
+        postprocess=_postprocess,
+        preprocess_map_kwargs={"num_cpus": 0.1},
+        postprocess_map_kwargs={"num_cpus": 0.1},
+    )
+    by_key = {it.id: it for it in items}
+    rows = [
+        {
+            "key": f"{lane.name}|{score}|{it.id}",
+            "model": lane.model,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in it.prompt],
+            "reference": it.reference or "",
+            "max_tokens": max_tokens,
+            "score": score,
+            "scoring": scoring,
+        }
+        for it in items
+        for lane in lanes
+        for score in ((False, True) if scoring and it.reference is not None else (False,))
     ]
-    try:
-        ray.get([a.ping.remote() for a in actors])
-        batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
-        pending = {actors[i % n].answer.remote(b): b for i, b in enumerate(batches)}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                pending.pop(ref)
-                on_batch(ray.get(ref))
-    finally:
-        for a in actors:
-            ray.kill(a)
+    pending: dict[str, dict[str, Any]] = {}  # an answer waiting for its reference loss
+    t0 = time.perf_counter()
+    for batch in processor(ray.data.from_items(rows)).iter_rows():
+        lane, score, item_id = batch["key"].split("|", 2)
+        key = f"{lane}|{item_id}"
+        part = pending.setdefault(key, {})
+        part["score" if score == "True" else "answer"] = batch
+        needed = 2 if scoring and by_key[item_id].reference is not None else 1
+        if len(part) < needed:
+            continue
+        pending.pop(key)
+        answer = part["answer"]
+        loss = reference_loss(answer["prompt_ids"], part["score"]) if "score" in part else None
+        on_batch(
+            lane,
+            [
+                {
+                    "id": item_id,
+                    "answer": answer["text"].strip(),
+                    "finish_reason": (
+                        "length" if answer["completion_tokens"] >= max_tokens else "stop"
+                    ),
+                    "prompt_tokens": answer["prompt_tokens"],
+                    "completion_tokens": answer["completion_tokens"],
+                    "latency_s": None,  # a batch has throughput, not per-request latency
+                    "batch_wall_s": time.perf_counter() - t0,
+                    "ref_loss": loss,
+                }
+            ],
+        )
 
 
 # -- endpoint generation ---------------------------------------------------------------------
@@ -288,7 +324,3 @@ def run_endpoint(
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for row in pool.map(one, items):
             on_batch([row])
-
-
-def item_dict(item: Item) -> dict[str, Any]:
-    return asdict(item)

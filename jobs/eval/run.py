@@ -13,18 +13,18 @@ from typing import Any
 
 from cluster import paths
 from cluster.chat import ChatFormatError, read_chat_jsonl
-from cluster.inference.loading import resolve_adapter
 from cluster.store import ModelStore, StoreError
 from jobs.eval.config import Candidate, EvalConfig
 from jobs.eval.generate import (
     AnswerCache,
     EndpointError,
     Item,
+    Lane,
     check_endpoint,
     folder_digest,
     items_from,
+    run_batch,
     run_endpoint,
-    run_in_process,
 )
 from jobs.eval.metrics import (
     Embedder,
@@ -61,7 +61,7 @@ def preflight(cfg: EvalConfig, store: ModelStore | None = None) -> dict[str, lis
             else:
                 store.resolve(c.model or "")
                 if c.adapter:
-                    resolve_adapter(c.adapter, store)
+                    store.resolve_adapter(c.adapter)
         except (StoreError, EndpointError) as exc:
             problems.append(f"candidate {c.name!r}: {exc}")
     if problems:
@@ -74,10 +74,11 @@ def fingerprint(c: Candidate, cfg: EvalConfig, store: ModelStore) -> str:
     if c.endpoint:
         ident = f"endpoint:{c.endpoint}:{c.model}"
     else:
-        adapter = resolve_adapter(c.adapter, store) if c.adapter else None
+        adapter = store.resolve_adapter(c.adapter) if c.adapter else None
+        engine = json.dumps(cfg.engine.engine_kwargs, sort_keys=True)
         ident = (
             f"model:{folder_digest(store.resolve(c.model or ''))}:"
-            f"adapter:{folder_digest(adapter)}:batch:{g.batch_size}:workers:{cfg.workers}"
+            f"adapter:{folder_digest(adapter)}:engine:{engine}"
         )
     raw = f"{ident}:max_tokens:{g.max_tokens}:seed:{g.seed}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
@@ -86,58 +87,72 @@ def fingerprint(c: Candidate, cfg: EvalConfig, store: ModelStore) -> str:
 def generate_all(
     cfg: EvalConfig, items: list[Item], folder: Path, store: ModelStore
 ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every candidate's answer to every item: cached answers are kept, endpoints are asked,
+    and the batch candidates of each base model share one ``ray.data.llm`` processor."""
     answers: dict[str, dict[str, dict[str, Any]]] = {}
+    todo: dict[str, list[Item]] = {}
+    caches: dict[str, AnswerCache] = {}
+    progress: dict[str, _Progress] = {}
     for c in cfg.candidates:
         cache = AnswerCache(folder / "answers" / f"{c.name}.jsonl", fingerprint(c, cfg, store))
         done = cache.load() if cfg.resume else {}
         if not done:
             cache.reset()
-        todo = [it for it in items if it.id not in done]
+        answers[c.name], caches[c.name] = done, cache
+        todo[c.name] = [it for it in items if it.id not in done]
+        progress[c.name] = _Progress(c.name, len(todo[c.name]))
         log.info(
             "candidate %s (%s): %d answers cached, %d to generate",
             c.name,
             c.kind,
             len(done),
-            len(todo),
+            len(todo[c.name]),
         )
-        progress = _Progress(c.name, len(todo))
 
-        def on_batch(
-            rows: list[dict[str, Any]],
-            cache: AnswerCache = cache,
-            progress: _Progress = progress,
-            done: dict = done,
-        ) -> None:
-            cache.append(rows)
-            for row in rows:
-                done[row["id"]] = row
-            progress.update(rows)
+    def on_batch(name: str, rows: list[dict[str, Any]]) -> None:
+        caches[name].append(rows)
+        for row in rows:
+            answers[name][row["id"]] = row
+        progress[name].update(rows)
 
-        if todo and c.endpoint:
+    for c in cfg.candidates:
+        if c.endpoint and todo[c.name]:
             run_endpoint(
                 c.endpoint,
                 c.model or "",
                 os.environ.get(c.api_key_env),
-                todo,
+                todo[c.name],
                 concurrency=c.concurrency,
                 max_tokens=cfg.generation.max_tokens,
                 seed=cfg.generation.seed,
-                on_batch=on_batch,
+                on_batch=lambda rows, name=c.name: on_batch(name, rows),
             )
-        elif todo:
-            run_in_process(
-                c.model or "",
-                c.adapter,
-                todo,
-                workers=cfg.workers,
-                cpus=cfg.cpus_per_worker,
-                gpus=cfg.gpus_per_worker,
-                max_tokens=cfg.generation.max_tokens,
-                batch_size=cfg.generation.batch_size,
-                seed=cfg.generation.seed,
-                on_batch=on_batch,
-            )
-        answers[c.name] = done
+    by_base: dict[str, list[Candidate]] = {}
+    for c in cfg.candidates:
+        if not c.endpoint and todo[c.name]:
+            by_base.setdefault(str(store.resolve(c.model or "")), []).append(c)
+    engine = {
+        "engine_kwargs": cfg.engine.engine_kwargs,
+        "placement_group_config": cfg.engine.placement(),
+        "replicas": cfg.engine.replicas,
+        "batch_size": cfg.engine.batch_size,
+    }
+    for base, cands in by_base.items():
+        lanes = [
+            Lane(c.name, str(store.resolve_adapter(c.adapter)) if c.adapter else base)
+            for c in cands
+        ]
+        wanted = {it.id for c in cands for it in todo[c.name]}
+        run_batch(
+            base,
+            lanes,
+            [it for it in items if it.id in wanted],
+            engine=engine,
+            max_tokens=cfg.generation.max_tokens,
+            on_batch=lambda name, rows: on_batch(
+                name, [r for r in rows if r["id"] not in answers[name]]
+            ),
+        )
     return answers
 
 
@@ -305,7 +320,7 @@ def evaluate(
     scores = score(cfg, sets, answers)
     names = [c.name for c in cfg.candidates]
     base = next((c.name for c in cfg.candidates if not c.adapter and not c.endpoint), None)
-    tuned = [c.name for c in cfg.candidates if c.adapter]
+    tuned = [c.name for c in cfg.candidates if c.name != base and not c.endpoint]
     result = {
         "name": cfg.name,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
