@@ -147,22 +147,6 @@ def render(tokenizer: Any, messages: Sequence[dict[str, Any]], *, generation: bo
     return tokenizer.apply_chat_template(clean, add_generation_prompt=generation, tokenize=False)
 
 
-def prompt_tokens(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> tuple[list[int], int]:
-    """The generation prompt's token ids, and how many leading ones are the conversation before
-    the last user turn (the system prompt, earlier turns): a prefix other requests share, whose
-    KV the engine computes once. 0 when there is none or it does not tokenize on its own."""
-    ids = tokenizer(render(tokenizer, messages, generation=True), add_special_tokens=False)[
-        "input_ids"
-    ]
-    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
-    if last_user == 0:
-        return ids, 0
-    head = tokenizer(
-        render(tokenizer, messages[:last_user], generation=False), add_special_tokens=False
-    )["input_ids"]
-    return ids, len(head) if 0 < len(head) < len(ids) and ids[: len(head)] == head else 0
-
-
 def assistant_spans(
     tokenizer: Any, messages: Sequence[dict[str, Any]]
 ) -> tuple[str, list[tuple[int, int, float]]]:

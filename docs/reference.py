@@ -125,7 +125,6 @@ def job_section(
 
 
 def render() -> str:
-    from serve.api import ChatCompletionRequest
     from serve.app import AppArgs
 
     lines = [
@@ -146,47 +145,53 @@ def render() -> str:
         "## The Serve app (`serve/config.yaml`)",
         "",
         "Ray Serve's own config format (`serve run` / `serve deploy` / KubeRay "
-        "`serveConfigV2`). `import_path: serve.app:build_app`; its `args`:",
+        "`serveConfigV2`). `import_path: serve.app:build_app` builds Ray's LLM serving "
+        "(`ray.serve.llm`, vLLM); its `args`:",
         "",
         "| field | type | default | description |",
         "|---|---|---|---|",
         *fields_table(AppArgs),
         "",
-        "Deployments: `OpenAIIngress` (FastAPI: auth, validation, errors, streaming) → "
-        "`LLMServer` replicas (model + adapters + continuous-batching engine; "
-        "`autoscaling_config`, `max_ongoing_requests` = batch size, "
-        "`max_queued_requests` → 503).",
+        "Each `llm_configs` entry is a Ray `LLMConfig` "
+        "(https://docs.ray.io/en/latest/serve/llm/): `model_loading_config` (`model_id`, "
+        "`model_source`: a model store name, a folder under the platform root such as "
+        "`runs/<run>/merged`, or a remote URI), `engine_kwargs` (vLLM's engine arguments), "
+        "`placement_group_config` (CPU bundles run vLLM's CPU backend, GPU bundles CUDA; one "
+        "bundle per tensor-parallel rank), `deployment_config` (Serve options: "
+        "`autoscaling_config`, `num_replicas`, `max_ongoing_requests`, `max_queued_requests` "
+        "→ 503), `lora_config`, `runtime_env`; plus `adapters` (name → `runs/<run>/adapter` or "
+        "a store entry), served as `<model_id>:<name>`.",
+        "",
+        "Deployments: `OnPremIngress` (Ray's `OpenAiIngress` with the API key, local adapters "
+        "and 503s) → one `LLMServer:<model_id>` deployment per model (Ray's vLLM server with "
+        "local LoRA folders and replica-hours in the usage ledger).",
         "",
         "### API",
         "",
         "| route | what |",
         "|---|---|",
-        "| `POST /v1/chat/completions` | OpenAI chat completions; `stream: true` gives SSE "
-        "chunks ending with `data: [DONE]`; `stream_options.include_usage` adds usage |",
-        "| `GET /v1/models` | the base model and each adapter (`model` picks one) |",
-        "| `GET /health` | 200 when the ingress is up |",
+        "| `POST /v1/chat/completions` | OpenAI chat completions (vLLM's request schema); "
+        "`stream: true` gives SSE chunks ending with `data: [DONE]`; "
+        "`stream_options.include_usage` adds usage |",
+        "| `POST /v1/completions` | OpenAI text completions |",
+        "| `GET /v1/models` | every model and adapter (`model` picks one) |",
+        "| `GET /health` | 200 when the ingress is up (no API key needed) |",
         "| `GET /openapi.json` | the OpenAPI schema (the fuzz test reads it) |",
         "",
-        "Request fields (unknown fields are ignored, as OpenAI does):",
+        'Errors are `{"error": {"message", "type", "param", "code"}}`: 400 for a malformed '
+        "body (invalid JSON or UTF-8, wrong types, `max_tokens` out of range, a prompt longer "
+        "than the context); 401 for a missing or wrong API key (when `api_key_env` holds one); "
+        "404 for an unknown model or adapter; 503 with `Retry-After` when a model's queue is "
+        "full.",
         "",
-        "| field | type | default | description |",
-        "|---|---|---|---|",
-        *fields_table(ChatCompletionRequest),
-        "",
-        'Errors are `{"error": {"message", "type", "param", "code"}}`: 400 '
-        "malformed JSON, unknown role, empty message, `n` != 1, `max_tokens` out of "
-        "range, prompt longer than the context; 401 missing or wrong API key (when "
-        "`api_key_env` is set); 404 unknown model; 503 with `Retry-After` when the queue "
-        "is full.",
-        "",
-        "Metrics (Prometheus, through Ray's metrics agent on each node): "
-        "`ray_onprem_requests_total`, `ray_onprem_request_errors_total`, "
-        "`ray_onprem_generated_tokens_total`, `ray_onprem_time_to_first_token_seconds`, "
-        "`ray_onprem_request_latency_seconds`, `ray_onprem_queue_depth`, "
-        "`ray_onprem_running_requests`, `ray_onprem_tokens_per_second`.",
+        "Metrics (Prometheus, through Ray's metrics agent on each node): vLLM's engine metrics "
+        "as `ray_vllm_*` (requests running and waiting, KV-cache use, time to first token, "
+        "time per output token, end-to-end latency, tokens), tagged by model and replica; Ray "
+        "Serve's `ray_serve_*` request metrics.",
         "",
         "Operator commands: `python -m serve deploy|undeploy`, `python -m serve.scale "
-        "--min N --max M | --replicas N`, `python -m serve.status [--json] [--watch S]`.",
+        "--model ID --min N --max M | --replicas N`, `python -m serve.status [--json] "
+        "[--watch S]`.",
         "",
     ]
     tco = importlib.import_module("jobs.cost.tco")

@@ -33,12 +33,14 @@ log = logging.getLogger("jobs.bench_serve")
 
 
 class ReplicaWatcher:
-    """Samples the Serve app's running/target replica count every second."""
+    """Samples the running/target replica count of a model's deployment every second (Ray
+    Serve LLM names it ``LLMServer:<model id>``; an adapter is served by its base's)."""
 
-    def __init__(self, app: str):
+    def __init__(self, app: str, model: str):
         from cluster.local import LocalCluster
 
         self.cluster, self.app = LocalCluster.from_env(), app
+        self.deployment = "LLMServer:" + model.split(":", 1)[0]
         self.timeline: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -50,7 +52,7 @@ class ReplicaWatcher:
             try:
                 state = dashboard_get(self.cluster, "/api/serve/applications/")
                 app = (state.get("applications") or {}).get(self.app) or {}
-                dep = (app.get("deployments") or {}).get("LLMServer") or {}
+                dep = (app.get("deployments") or {}).get(self.deployment) or {}
                 self.timeline.append(
                     {
                         "t": time.time(),
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = paths.reports_dir() / "bench" / (cfg.name or stamp)
     levels = []
-    watcher = ReplicaWatcher(cfg.app) if cfg.watch_replicas else None
+    watcher = ReplicaWatcher(cfg.app, cfg.model) if cfg.watch_replicas else None
     with track("bench", cfg.name or stamp, meta={"url": cfg.url}):
         if watcher:
             watcher.__enter__()

@@ -1,6 +1,7 @@
 """The real SmolLM2-135M-Instruct end to end (slow tier): fine-tuned through ``ray job submit``
-with the shipped recipe on a short schedule, then served with its adapter to the official
-``openai`` client, and evaluated through the endpoint and in-process with the same answers."""
+with the shipped recipe on a short schedule; evaluated in batch on vLLM (ray.data.llm); served
+by the shipped Serve config as a merged model and as base + LoRA adapter to the official
+``openai`` client; and the served answers equal the batch answers."""
 
 import json
 
@@ -40,62 +41,75 @@ def test_eval_loss_falls_clearly_and_progress_is_shown(tuned):
     assert result["steps"] == 20 and result["world_size"] == 2
 
 
-def held_out_facts(smollm2_dir, adapter=None, limit=45):
-    import re
-
-    import torch
-
-    from cluster.chat import read_chat_jsonl, render
-    from cluster.inference.engine import Engine, Request, SamplingParams
-    from cluster.inference.loading import load_for_inference
-
-    torch.set_num_threads(2)
-    lm = load_for_inference(str(smollm2_dir), {"ft": str(adapter)} if adapter else None)
-    engine = Engine(
-        lm.model, lm.tokenizer, eos_ids=lm.eos_ids(), max_batch_size=32, context_len=lm.context_len
+def batch_eval(cluster, name, candidates, *extra, timeout_s=1500):
+    """The evaluation job (vLLM through ray.data.llm) on the held-out set; its eval.json."""
+    job = submit(
+        cluster,
+        [
+            "python",
+            "-m",
+            "jobs.evaluate",
+            "--config",
+            "jobs/configs/evaluate/smollm2_support.yaml",
+            f"name={name}",
+            f"candidates={candidates}",
+            "retention_set=null",
+            "bootstrap_samples=200",
+            *extra,
+        ],
+        kind="evaluate",
+        working_dir=REPO,
+        timeout_s=timeout_s,
     )
-    exs = [
-        e
-        for e in read_chat_jsonl(REPO / "data/support_chat/valid.jsonl")
-        if e.metadata.get("kind") == "company"
-    ][:limit]
-    reqs = [
-        Request(
-            lm.tokenizer(render(lm.tokenizer, e.prompt, generation=True), add_special_tokens=False)[
-                "input_ids"
-            ],
-            SamplingParams(max_tokens=40),
+    assert job.ok, job.output[-4000:]
+    return json.loads((cluster.root / f"reports/eval/{name}/eval.json").read_text())
+
+
+def test_it_answers_held_out_fact_questions_the_base_model_gets_wrong(
+    ray_cluster, tuned, smollm2_dir
+):
+    result = batch_eval(
+        ray_cluster,
+        "slow-facts",
+        f"[{{name: base, model: {smollm2_dir}}}, "
+        f"{{name: tuned, model: {smollm2_dir}, adapter: {tuned / 'adapter'}}}]",
+        "generation.max_tokens=40",
+    )
+    company = {
+        f"eval:{i}"
+        for i, line in enumerate(
+            (REPO / "data/support_chat/valid.jsonl").read_text().splitlines(), start=1
         )
-        for e in exs
-    ]
-    engine.generate(reqs)
-    return [
-        all(re.search(p, r.text, re.I) for p in e.metadata["facts"])
-        for e, r in zip(exs, reqs, strict=True)
-    ]
+        if json.loads(line).get("metadata", {}).get("kind") == "company"
+    }
 
+    def facts(cand):
+        return {a["id"]: a["fact"] for a in result["answers"][cand] if a["id"] in company}
 
-def test_it_answers_held_out_fact_questions_the_base_model_gets_wrong(tuned, smollm2_dir):
-    base = held_out_facts(smollm2_dir)
-    ft = held_out_facts(smollm2_dir, tuned / "adapter")
-    fixed = sum(f and not b for b, f in zip(base, ft, strict=True))
-    assert sum(base) <= 2 and fixed >= 5, (sum(base), sum(ft))
+    base, ft = facts("base"), facts("tuned")
+    fixed = sum(ft[k] == 1 and base[k] == 0 for k in base)
+    assert sum(base.values()) <= 2 and fixed >= 5, (sum(base.values()), sum(ft.values()))
 
 
 @pytest.fixture(scope="module")
 def served(ray_cluster, smollm2_dir, tuned):
+    """The shipped config: the merged fine-tune, and the base model with the adapter."""
     cfg = with_overrides(
         load_config(),
         port=PORT,
-        args={
-            "model": str(smollm2_dir),
-            "adapters": {"support": str(tuned / "adapter")},
-            "api_key_env": "ONPREM_NO_KEY_IN_THIS_TEST",
+        llm={
+            "placement_group_config": {"bundles": [{"CPU": 0.5}]},
+            "deployment_config": {"num_replicas": 1, "autoscaling_config": None},
         },
+        args={"api_key_env": "ONPREM_NO_KEY_IN_THIS_TEST"},
     )
+    merged, base = cfg["applications"][0]["args"]["llm_configs"]
+    merged["model_loading_config"]["model_source"] = str(tuned / "merged")
+    base["model_loading_config"]["model_source"] = str(smollm2_dir)
+    base["adapters"] = {"support": str(tuned / "adapter")}
     undeploy(ray_cluster)
     deploy(ray_cluster, cfg)
-    wait_running(ray_cluster, "llm", timeout_s=600)
+    wait_running(ray_cluster, "llm", timeout_s=900)
     yield f"http://127.0.0.1:{PORT}/v1"
     undeploy(ray_cluster)
 
@@ -105,7 +119,7 @@ SYSTEM = (
 )
 
 
-def test_openai_client_gets_answers_from_base_and_adapter(served):
+def test_openai_client_gets_answers_from_base_adapter_and_merged_model(served):
     client = openai.OpenAI(base_url=served, api_key="unused", max_retries=0)
     base = client.chat.completions.create(
         model="smollm2-135m-instruct",
@@ -114,46 +128,44 @@ def test_openai_client_gets_answers_from_base_and_adapter(served):
         messages=[{"role": "user", "content": "What is the capital of France?"}],
     )
     assert "Paris" in base.choices[0].message.content
-    parts = [
-        c.choices[0].delta.content or ""
-        for c in client.chat.completions.create(
-            model="support",
-            temperature=0,
-            max_tokens=40,
-            stream=True,
-            messages=[
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": "How long is the warranty on your bikes?"},
-            ],
-        )
-        if c.choices
-    ]
-    assert len(parts) > 3 and "".join(parts).strip()
+    for model in ("smollm2-135m-instruct:support", "smollm2-support"):
+        parts = [
+            c.choices[0].delta.content or ""
+            for c in client.chat.completions.create(
+                model=model,
+                temperature=0,
+                max_tokens=40,
+                stream=True,
+                messages=[
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": "How long is the warranty on your bikes?"},
+                ],
+            )
+            if c.choices
+        ]
+        assert len(parts) > 3 and "".join(parts).strip(), model
 
 
-def test_served_answers_equal_in_process_answers(ray_cluster, served, smollm2_dir, tuned, tmp_path):
+def test_served_answers_equal_batch_answers(ray_cluster, served, smollm2_dir, tuned, tmp_path):
     subset = tmp_path / "subset.jsonl"
     lines = (REPO / "data/support_chat/valid.jsonl").read_text().splitlines()[:12]
     subset.write_text("\n".join(lines) + "\n")
-    job = submit(
+    # One request at a time on both sides (max_num_seqs 1 in the batch engine, concurrency 1
+    # against the endpoint): greedy answers of one engine configuration, so they must match.
+    result = batch_eval(
         ray_cluster,
-        [
-            "python",
-            "-m",
-            "jobs.evaluate",
-            "--config",
-            "jobs/configs/evaluate/served.yaml",
-            "name=parity",
-            f"eval_set={subset}",
-            f"candidates=[{{name: in-process, model: {smollm2_dir}, adapter: {tuned / 'adapter'}}},"
-            f" {{name: served, endpoint: '{served}', model: support, concurrency: 1}}]",
-        ],
-        kind="evaluate",
-        working_dir=REPO,
-        timeout_s=1200,
+        "parity",
+        f"[{{name: batch-lora, model: {smollm2_dir}, adapter: {tuned / 'adapter'}}}, "
+        f"{{name: served-lora, endpoint: '{served}', model: 'smollm2-135m-instruct:support', "
+        "concurrency: 1}, "
+        f"{{name: batch-merged, model: {tuned / 'merged'}}}, "
+        f"{{name: served-merged, endpoint: '{served}', model: smollm2-support, concurrency: 1}}]",
+        f"eval_set={subset}",
+        "generation.max_tokens=64",
+        "engine.cpus=0.5",
+        "engine.engine_kwargs={dtype: bfloat16, max_model_len: 2048, enforce_eager: true, "
+        "max_num_seqs: 1}",
     )
-    assert job.ok, job.output[-4000:]
-    result = json.loads((ray_cluster.root / "reports/eval/parity/eval.json").read_text())
-    local = [a["answer"] for a in result["answers"]["in-process"]]
-    remote = [a["answer"] for a in result["answers"]["served"]]
-    assert local == remote
+    answers = {c: [a["answer"] for a in rows] for c, rows in result["answers"].items()}
+    assert answers["batch-lora"] == answers["served-lora"]
+    assert answers["batch-merged"] == answers["served-merged"]

@@ -1,7 +1,7 @@
 """Make ``replay.json``: the base model's own greedy answers to the general conversations of
 the training set (everyday questions, other companies, contrast questions).
 
-    python -m cluster up   # not needed; this runs in-process
+    # runs in-process on vLLM (the engine the Serve app and the evaluation use)
     python -m jobs.pull_model --config jobs/configs/pull/smollm2.yaml
     python data/support_chat/distill.py && python data/support_chat/build.py
 
@@ -44,40 +44,33 @@ def trim(text: str, finished: bool) -> str | None:
     return out if len(out.split()) <= MAX_WORDS else None
 
 
-def main() -> int:
+def main() -> int:  # vLLM spawns its engine process: run under `if __name__ == "__main__"`
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--max-tokens", type=int, default=96)
     a = p.parse_args()
-    import torch
+    from vllm import LLM, SamplingParams
 
-    from cluster.chat import render
-    from cluster.inference.engine import Engine, Request, SamplingParams
-    from cluster.inference.loading import load_for_inference
+    from cluster.llm import CPU_ENGINE_KWARGS
+    from cluster.store import ModelStore
 
-    torch.set_num_threads(2)
-    lm = load_for_inference(a.model)
-    engine = Engine(
-        lm.model, lm.tokenizer, eos_ids=lm.eos_ids(), max_batch_size=32, context_len=lm.context_len
-    )
     records = [
         r
         for r in build.build_all()["train.jsonl"]
         if r["metadata"]["kind"] in ("general", "contrast")
     ]
-    reqs = [
-        Request(
-            lm.tokenizer(
-                render(lm.tokenizer, r["messages"][:-1], generation=True), add_special_tokens=False
-            )["input_ids"],
-            SamplingParams(max_tokens=a.max_tokens),
-        )
-        for r in records
-    ]
-    engine.generate(reqs)
+    llm = LLM(model=str(ModelStore().resolve(a.model)), max_model_len=2048, **CPU_ENGINE_KWARGS)
+    outputs = llm.chat(
+        [
+            [{"role": m["role"], "content": m["content"]} for m in r["messages"][:-1]]
+            for r in records
+        ],
+        SamplingParams(temperature=0, max_tokens=a.max_tokens),
+        use_tqdm=False,
+    )
     answers = {}
-    for record, req in zip(records, reqs, strict=True):
-        text = trim(req.text, req.finish_reason == "stop")
+    for record, output in zip(records, outputs, strict=True):
+        text = trim(output.outputs[0].text, output.outputs[0].finish_reason == "stop")
         if text is not None:
             answers[build.replay_key(record["messages"])] = text
     out = {

@@ -133,12 +133,13 @@ async def run_level(
 
 def _pct(values: Sequence[float]) -> dict[str, float | None]:
     if not len(values):
-        return {"mean": None, "p50": None, "p90": None, "p99": None}
+        return {"mean": None, "p50": None, "p90": None, "p95": None, "p99": None}
     a = np.asarray(values, dtype=float)
     return {
         "mean": float(a.mean()),
         "p50": float(np.percentile(a, 50)),
         "p90": float(np.percentile(a, 90)),
+        "p95": float(np.percentile(a, 95)),
         "p99": float(np.percentile(a, 99)),
     }
 
