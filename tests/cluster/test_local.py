@@ -6,7 +6,7 @@ import pytest
 
 from cluster.local import ClusterError, LocalCluster
 from cluster.status import render_status
-from tests.conftest import port as test_port
+from tests import conftest
 
 pytestmark = pytest.mark.integration
 
@@ -42,10 +42,10 @@ def test_a_taken_port_is_a_clear_error_not_a_moved_port(ray_cluster, tmp_path):
         blocker.listen()
         port = blocker.getsockname()[1]
         other = LocalCluster(
-            gcs_port=test_port(6399),
+            gcs_port=conftest.port(6399),
             dashboard_port=port,
-            client_port=test_port(9109),
-            agent_port=test_port(52369),
+            client_port=conftest.port(9109),
+            agent_port=conftest.port(52369),
             root=tmp_path,
         )
         with pytest.raises(ClusterError) as info:
@@ -58,10 +58,10 @@ def test_a_taken_port_is_a_clear_error_not_a_moved_port(ray_cluster, tmp_path):
 
 def test_down_stops_only_its_own_cluster(ray_cluster, tmp_path):
     other = LocalCluster(
-        gcs_port=test_port(6398),
-        dashboard_port=test_port(8268),
-        client_port=test_port(9108),
-        agent_port=test_port(52368),
+        gcs_port=conftest.port(6398),
+        dashboard_port=conftest.port(8268),
+        client_port=conftest.port(9108),
+        agent_port=conftest.port(52368),
         num_cpus=1,
         root=tmp_path,
     )
