@@ -16,7 +16,7 @@ import sys
 from cluster import paths
 from cluster.config import cli_config
 from cluster.logs import setup_logging
-from cluster.usage import track
+from cluster.usage import cluster_gpu_type, node_accelerator_type, track, workers_held
 from jobs.eval.config import EvalConfig
 from jobs.eval.run import EvalInputError, evaluate, preflight
 
@@ -32,7 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     log.info("%s", ", ".join(f"{k}: {len(v)} examples" for k, v in sets.items()))
-    with track("evaluate", cfg.name, meta={"candidates": [c.name for c in cfg.candidates]}) as run:
+    # In-process candidates run on Ray actors: charged those, also if the run fails or stops.
+    holds = []
+    if any(c.kind == "in-process" for c in cfg.candidates):
+        accel = (cluster_gpu_type() or "GPU") if cfg.gpus_per_worker else node_accelerator_type()
+        holds.append(workers_held(accel, cfg.workers, cfg.cpus_per_worker, cfg.gpus_per_worker))
+    meta = {"candidates": [c.name for c in cfg.candidates]}
+    with track("evaluate", cfg.name, meta=meta, holds=holds) as run:
         result = evaluate(cfg, sets)
         run.meta.update(wall_s=result["wall_s"])
     for line in result["verdict"]:
