@@ -65,7 +65,7 @@ class Site(_Strict):
     staff_usd_per_node_year: float = Field(ge=0, description="platform staff per server a year")
     setup_usd: float = Field(ge=0, description="one-off setup of a fleet: racking, install")
     network_storage_pct: float = Field(
-        default=0, ge=0, le=100, description="switches, cabling and storage, % of the servers' price"
+        default=0, ge=0, le=100, description="switches, cabling and storage, % of capex"
     )
     spares_pct: float = Field(default=0, ge=0, le=100, description="spares bought, % of capex")
     cost_of_capital_pct: float = Field(

@@ -19,48 +19,28 @@ import pandas as pd
 
 from cluster.inventory import Inventory, Site
 from jobs.cost import capacity as cap
+from jobs.cost import tco
 from jobs.cost.bench import Bench, operating_point
 from jobs.cost.equivalence import UnitRate
-from jobs.cost.prices import OPTIONS, Price
-from jobs.cost.tco import (
-    HOURS_PER_MONTH,
-    SiteRates,
-    bisect_utilization,
-    break_even_month,
-    break_even_utilization,
-    cheapest,
-    cost_per_million,
-    mix_name,
-    node_costs,
-    option_parts,
-    owned,
-    price_frame,
-    rent_costs,
-    savings_pct,
-    terms_begun,
-    tokens_made,
-)
+from jobs.cost.prices import BUSY_PAID, OPTIONS, Price
 from jobs.cost.usage import HOURS, Period, node_hours_in, provisioned, unit_hours, usage_frame
 
 UTILIZATION_GRID = np.round(np.arange(0.05, 1.0001, 0.05), 2)
 IDLE = 0.10  # below this measured utilization a savings percentage says nothing useful
+PAID_FOR = {True: "hours used", False: "every hour"}
 
 
-def site_rates(site: Site) -> SiteRates:
-    return SiteRates(**{k: getattr(site, k) for k in SiteRates.__dataclass_fields__})
-
-
-def fleet_nodes(inv: Inventory, site: SiteRates) -> pd.DataFrame:
+def fleet_nodes(inv: Inventory, site: Site) -> pd.DataFrame:
     rows = [
         (n.name, n.accelerator_type, n.gpu_count or n.cpus, n.purchase_usd, n.power_w)
         for n in inv.nodes
     ]
-    return node_costs(rows, site)
+    return tco.node_costs(rows, site)
 
 
 def fleet_view(
     inv: Inventory,
-    site: SiteRates,
+    site: Site,
     rates: Mapping[str, UnitRate],
     utilization: float,
     months: int,
@@ -69,97 +49,72 @@ def fleet_view(
     """Owning ``inv`` for ``months`` at ``utilization`` vs renting the same units under each
     option (``extra``: hypothetical prices per type, for the sensitivity table)."""
     nodes = fleet_nodes(inv, site)
-    own = owned(nodes, site)
+    own = tco.owned(nodes, site)
     owned_curve = own.cumulative(months)
     total = float(owned_curve[-1])
     units = nodes.groupby("accelerator_type", sort=False)["units"].sum().to_dict()
-    prices = price_frame(units, {t: {**rates[t].prices, **(extra or {}).get(t, {})} for t in units})
+    book = {t: {**rates[t].prices, **(extra or {}).get(t, {})} for t in units}
+    df = tco.price_frame(units, book, months)
     capital = site.cost_of_capital_pct
-    keys = list(zip(prices["accelerator_type"], prices["option"], strict=True))
-    costs = rent_costs(prices, utilization, months, capital)  # (type, option) x months
-    curve = dict(zip(keys, costs.to_numpy(), strict=True))
-    fixed = dict(zip(keys, rent_costs(prices, 0.0, months, capital).iloc[:, -1], strict=True))
-    per_u = {
-        k: c - fixed[k]
-        for k, c in zip(  # what each busy share of the hours adds
-            keys, rent_costs(prices, 1.0, months, capital).iloc[:, -1], strict=True
-        )
-    }
-    busy = dict(zip(keys, prices["busy_paid"], strict=True))
-    monthly = dict(
-        zip(
-            keys,
-            prices["units"]
-            * prices["effective_usd_h"]
-            * HOURS_PER_MONTH
-            * np.where(prices["busy_paid"], utilization, 1.0),
-            strict=True,
-        )
-    )
-    upfront = dict(
-        zip(
-            keys,
-            prices["units"]
-            * prices["upfront_usd"]
-            * [terms_begun(o, months) for o in prices["option"]],
-            strict=True,
-        )
-    )
+    costs = tco.rent_costs(df, utilization, months, capital)  # (type, option) x months
+    df["fixed"] = tco.rent_costs(df, 0.0, months, capital).iloc[:, -1]  # paid used or not
+    df["per_u"] = tco.rent_costs(df, 1.0, months, capital).iloc[:, -1] - df["fixed"]
+    df["monthly"] = df.units * df.effective_usd_h * tco.HOURS_PER_MONTH
+    df.loc[df.busy_paid, "monthly"] *= utilization
+    df["upfront"] = df.units * df.upfront_usd * df.terms
 
-    def row(name: str, parts: Sequence[tuple[str, str]], linear: bool = True) -> dict[str, Any]:
-        cost = sum(curve[p] for p in parts)
-        paid = {busy[p] for p in parts}
-        per_month = float(sum(monthly[p] for p in parts))
+    def row(name: str, parts: list[tuple[str, str]]) -> dict[str, Any]:
+        sel, cost = df.loc[parts], costs.loc[parts].sum().to_numpy()
+        paid = set(sel.busy_paid)
         return {
             "option": name,
-            "upfront_usd": float(sum(upfront[p] for p in parts)),
-            "paid_for": "mixed"
-            if len(paid) > 1
-            else ("hours used" if True in paid else "every hour"),
+            "paid_for": "mixed" if len(paid) > 1 else PAID_FOR[paid.pop()],
             "on_demand_for": [t for t, o in parts if o != name and o == "on-demand"],
+            "upfront_usd": float(sel.upfront.sum()),
+            "monthly_usd": float(sel.monthly.sum()),
             "total_usd": float(cost[-1]),
-            "monthly_usd": per_month,
-            "savings_pct": savings_pct(total, float(cost[-1])),
-            "break_even_month": break_even_month(own, per_month),
-            "break_even_utilization": break_even_utilization(
-                total, sum(fixed[p] for p in parts), sum(per_u[p] for p in parts)
-            )
-            if linear
-            else None,
+            "savings_pct": tco.savings_pct(total, float(cost[-1])),
+            "break_even_month": tco.break_even_month(own, float(sel.monthly.sum())),
+            "break_even_utilization": tco.break_even_utilization(
+                total, sel.fixed.sum(), sel.per_u.sum()
+            ),
+            "fixed_usd": float(sel.fixed.sum()),  # the option over the horizon: fixed + per_u * u
+            "per_u_usd": float(sel.per_u.sum()),
             "curve": cost,
         }
 
-    names = list(dict.fromkeys([*OPTIONS, *prices["option"]]))
-    parts_of = option_parts(costs.index, list(units), names)
+    names = list(dict.fromkeys([*OPTIONS, *df.index.get_level_values(1)]))
+    parts_of = tco.option_parts(df.index, list(units), names)
     rows = {o: row(o, parts) for o, parts in parts_of.items()}
     options = pd.DataFrame(list(rows.values())).set_index("option")
-    choice = cheapest(costs)
-    best = row(mix_name(choice), list(choice.items()), linear=False)
-    # the option whose curve the cheapest mix is (None when it mixes several deals)
-    best["same_as"] = next((o for o, ps in parts_of.items() if ps == list(choice.items())), None)
-    lines = [  # per type, each option able to carry the workload: cost = fixed + per_u * u
-        (np.array([fixed[k] for k in ks]), np.array([per_u[k] for k in ks]))
-        for ks in ([k for k in keys if k[0] == t and k[1] != "spot"] for t in units)
+    choice = tco.cheapest(costs)
+    best = row(tco.mix_name(choice), list(choice.items()))
+    lines = [
+        (g.fixed.to_numpy(), g.per_u.to_numpy())  # per type, the options able to carry it
+        for _, g in df.drop(index="spot", level=1, errors="ignore").groupby(level=0)
     ]
 
     def cheapest_at(u: float) -> float:
         return float(sum((f + p * u).min() for f, p in lines))
 
-    best.update(break_even_utilization=bisect_utilization(cheapest_at, total), choice=choice)
-    curve_of = {
-        o: (sum(fixed[p] for p in ps), sum(per_u[p] for p in ps)) for o, ps in parts_of.items()
-    }
+    best.update(
+        break_even_utilization=tco.bisect_utilization(cheapest_at, total),
+        choice=choice,
+        # the option whose curve the cheapest mix is (None when it mixes several deals)
+        same_as=next((o for o, ps in parts_of.items() if ps == list(choice.items())), None),
+    )
     grid = pd.DataFrame(
         {
-            o: [savings_pct(total, f + p * u) for u in UTILIZATION_GRID]
-            for o, (f, p) in curve_of.items()
+            o: [tco.savings_pct(total, r.fixed_usd + r.per_u_usd * u) for u in UTILIZATION_GRID]
+            for o, r in options.iterrows()
         }
-        | {"cheapest": [savings_pct(total, cheapest_at(u)) for u in UTILIZATION_GRID]},
+        | {"cheapest": [tco.savings_pct(total, cheapest_at(u)) for u in UTILIZATION_GRID]},
         index=pd.Index(UTILIZATION_GRID, name="utilization"),
     )
     cumulative = pd.DataFrame(
         {"owned": owned_curve, **options["curve"].to_dict(), "cheapest": best["curve"]}
     ).rename_axis("month")
+    drop = ("curve",)
     return {
         "fleet": inv.fleet,
         "summary": inv.summary(),
@@ -167,13 +122,12 @@ def fleet_view(
         "utilization": utilization,
         "nodes": nodes,
         "units": units,
-        "instances": {t: rates[t].instance_type for t in units},
         "owned": own.__dict__
         | {"upfront_usd": own.upfront_usd, "monthly_usd": own.monthly_usd, "total_usd": total},
-        "prices": prices,
-        "options": options.drop(columns="curve"),
-        "cheapest": {k: v for k, v in best.items() if k != "curve"},
-        "on_demand": {k: v for k, v in rows["on-demand"].items() if k != "curve"},
+        "prices": df.reset_index(),
+        "options": options.drop(columns=list(drop)),
+        "cheapest": {k: v for k, v in best.items() if k not in drop},
+        "on_demand": {k: v for k, v in rows["on-demand"].items() if k not in drop},
         "cumulative": cumulative,
         "savings_curve": grid,
     }
@@ -189,32 +143,22 @@ def token_view(
 ) -> dict[str, Any]:
     """USD per 1M tokens of a fleet if every busy hour serves (or fine-tunes) at the planned
     rates, owned and rented, against what the APIs charge for the same tokens."""
-    u, months, units = view["utilization"], view["months"], view["units"]
-    served = tokens_made(units, serve_tokens_per_s, u, months)
-    trained = tokens_made(units, train_tokens_per_s, u, months)
+    u, months, units, own = view["utilization"], view["months"], view["units"], view["owned"]
+    served = tco.tokens_made(units, serve_tokens_per_s, u, months)
+    trained = tco.tokens_made(units, train_tokens_per_s, u, months)
     totals = {
-        "owned": view["owned"]["total_usd"],
+        "owned": own["total_usd"],
         "cheapest AWS": view["cheapest"]["total_usd"],
         "AWS on-demand": view["on_demand"]["total_usd"],
     }
-    rows = [
+    table = pd.DataFrame(
         {
-            "who": who,
-            "serve_usd_per_1m": cost_per_million(t, served),
-            "train_usd_per_1m": cost_per_million(t, trained),
+            "serve_usd_per_1m": {w: tco.cost_per_million(t, served) for w, t in totals.items()}
+            | {a.name: a.per_1m_output(prompt_tokens, output_tokens) for a in api},
+            "train_usd_per_1m": {w: tco.cost_per_million(t, trained) for w, t in totals.items()}
+            | {a.name: a.training_usd_per_1m for a in api},
         }
-        for who, t in totals.items()
-    ]
-    rows += [
-        {
-            "who": a.name,
-            "serve_usd_per_1m": a.per_1m_output(prompt_tokens, output_tokens),
-            "train_usd_per_1m": a.training_usd_per_1m,
-        }
-        for a in api
-    ]
-    table = pd.DataFrame(rows).set_index("who")
-    own = view["owned"]
+    ).rename_axis("who")
     team = api[0].per_1m_output(prompt_tokens, output_tokens)  # what the team pays today
     bill = served * team / 1e6  # the API's bill for the same tokens over the horizon
     gap = bill / months - own["monthly_usd"]
@@ -227,7 +171,7 @@ def token_view(
         "api": {
             "total_usd": bill,
             "per_year_usd": bill / months * 12,
-            "savings_pct": savings_pct(own["total_usd"], bill),
+            "savings_pct": tco.savings_pct(own["total_usd"], bill),
             "break_even_month": own["upfront_usd"] / gap if gap > 0 else None,
             "break_even_utilization": own["total_usd"] / (bill / u) if bill else None,
         },
@@ -236,37 +180,31 @@ def token_view(
 
 def sensitivity(
     inv: Inventory,
-    site: SiteRates,
+    site: Site,
     rates: Mapping[str, UnitRate],
     utilization: float,
     months: int,
 ) -> pd.DataFrame:
     """Savings vs the cheapest AWS option when one input moves, the others as configured.
-    Each variant: (what changes, to what, capex factor, site changes, utilization, commitment
-    discount of a hypothetical 3-year commitment offered for every type)."""
-    staff = site.staff_usd_per_node_year
+    Each variant: (what changes, to what, capex factor, site changes, utilization, discount of
+    a hypothetical 3-year commitment offered for every type)."""
+    staff, u = site.staff_usd_per_node_year, utilization
     variants = [
-        ("as configured", "-", 1.0, {}, utilization, None),
-        ("staff per server and year", "$0", 1.0, {"staff_usd_per_node_year": 0}, utilization, None),
-        (
-            "staff per server and year",
-            f"${3 * staff:,.0f} (3x)",
-            1.0,
-            {"staff_usd_per_node_year": 3 * staff},
-            utilization,
-            None,
-        ),
-        ("capex", "-20%", 0.8, {}, utilization, None),
-        ("capex", "+20%", 1.2, {}, utilization, None),
-        ("commitment discount", "40% off, 3yr (hypothetical)", 1.0, {}, utilization, 0.4),
-        ("commitment discount", "60% off, 3yr (hypothetical)", 1.0, {}, utilization, 0.6),
-        ("residual value", "20% of capex", 1.0, {"residual_value_pct": 20}, utilization, None),
-        ("residual value", "40% of capex", 1.0, {"residual_value_pct": 40}, utilization, None),
+        ("as configured", "-", 1.0, {}, u, None),
+        ("staff per server and year", "$0", 1.0, {"staff_usd_per_node_year": 0}, u, None),
+        ("staff per server and year", f"${3 * staff:,.0f} (3x)", 1.0,
+         {"staff_usd_per_node_year": 3 * staff}, u, None),
+        ("capex", "-20%", 0.8, {}, u, None),
+        ("capex", "+20%", 1.2, {}, u, None),
+        ("commitment discount", "40% off, 3yr (hypothetical)", 1.0, {}, u, 0.4),
+        ("commitment discount", "60% off, 3yr (hypothetical)", 1.0, {}, u, 0.6),
+        ("residual value", "20% of capex", 1.0, {"residual_value_pct": 20}, u, None),
+        ("residual value", "40% of capex", 1.0, {"residual_value_pct": 40}, u, None),
         ("utilization", "30%", 1.0, {}, 0.3, None),
         ("utilization", "90%", 1.0, {}, 0.9, None),
-    ]
+    ]  # fmt: skip
     rows = []
-    for what, to, capex, change, u, off in variants:
+    for what, to, capex, change, busy, off in variants:
         nodes = [n.model_copy(update={"purchase_usd": n.purchase_usd * capex}) for n in inv.nodes]
         name = f"hypothetical 3yr commitment, {off or 0:.0%} off on-demand"
         extra = (
@@ -283,9 +221,9 @@ def sensitivity(
         )
         v = fleet_view(
             inv.model_copy(update={"nodes": nodes}),
-            SiteRates(**{**site.__dict__, **change}),
+            site.model_copy(update=change),
             rates,
-            u,
+            busy,
             months,
             extra,
         )
@@ -304,7 +242,7 @@ def sensitivity(
 
 def measured_view(
     inv: Inventory,
-    site: SiteRates,
+    site: Site,
     rates: Mapping[str, UnitRate],
     rows: Sequence[Mapping[str, Any]],
     period: Period,
@@ -320,28 +258,20 @@ def measured_view(
     by_type = prov.join(used, how="outer", lsuffix="_provisioned", rsuffix="_used").fillna(0.0)
     used_units = unit_hours(used) if len(used) else pd.Series(dtype=float)
     prov_units = unit_hours(prov)
-    by_type["utilization"] = (used_units.reindex(by_type.index).fillna(0) / prov_units).where(
-        by_type.index.isin(prov.index)
-    )
+    in_fleet = used_units.reindex(prov.index).fillna(0.0)
+    by_type["utilization"] = (in_fleet / prov_units).reindex(by_type.index)
+    gpu = bool((prov.index != "CPU").any())
+    key = "gpu_hours" if gpu else "cpu_hours"  # GPUs are what costs money when a fleet has them
+    util = float(used[key].reindex(prov.index).fillna(0).sum() / prov[key].sum())
     cloud = float(sum(h * rates[t].on_demand for t, h in used_units.items()))
-    rate = sum(h * rates[t].on_demand for t, h in prov_units.items()) / prov_units.sum()
-    busy = float(used_units.reindex(prov.index).fillna(0).sum())
-    gpu = (prov.index != "CPU").any()
-    key = "gpu_hours" if gpu else "cpu_hours"
-    util = (
-        float(used[key].reindex(prov.index).fillna(0).sum() / prov[key].sum())
-        if prov[key].sum()
-        else None
-    )
+    busy = float(in_fleet.sum())
     return {
         "fleet": inv.fleet,
-        "summary": inv.summary(),
         "period": {
             "since": period.since.isoformat(),
             "until": period.until.isoformat(),
             "hours": period.hours,
         },
-        "rows": len(rows),
         "nodes": nodes,
         "by_type": by_type.reset_index(),
         "by_kind": usage.groupby(["kind", "accelerator_type", "status"])[HOURS].sum().reset_index(),
@@ -352,9 +282,11 @@ def measured_view(
         "owned_usd": owned_usd,
         "owned_per_busy_unit_hour": owned_usd / busy if busy else None,
         "cloud_on_demand_usd": cloud,
-        "on_demand_per_unit_hour": rate,  # AWS on-demand per GPU- or vCPU-hour of this fleet
-        "idle": util is None or util < IDLE,
-        "savings_pct": savings_pct(owned_usd, cloud) if util is not None and util >= IDLE else None,
+        # AWS on-demand per GPU- or vCPU-hour of this fleet (weighted by what it has)
+        "on_demand_per_unit_hour": sum(h * rates[t].on_demand for t, h in prov_units.items())
+        / prov_units.sum(),
+        "idle": util < IDLE,
+        "savings_pct": None if util < IDLE else tco.savings_pct(owned_usd, cloud),
         "not_in_fleet": sorted(set(used.index) - set(prov.index)),
     }
 
@@ -381,30 +313,25 @@ def bench_view(
         return out
     tps = level.output_tokens_per_s / bench_replicas
     mine = nodes[nodes["accelerator_type"] == accelerator_type]
-    per_unit = mine["total_usd_h"].sum() / mine["units"].sum() if len(mine) else None
-    hourly = per_unit * units_per_replica if per_unit is not None else None
-    hour_tokens = tps * 3600
-    out.update(
-        replica_tokens_per_s=tps,
-        replica_units=units_per_replica,
-        accelerator_type=accelerator_type,
-        instance_type=rate.instance_type,
-        owned_hourly_usd=hourly,
-        per_1m={
-            "owned, busy every hour": cost_per_million(hourly, hour_tokens) if hourly else None,
-            f"owned, {utilization:.0%} busy": (
-                cost_per_million(hourly, hour_tokens * utilization) if hourly else None
-            ),
-            **{
-                f"AWS {rate.instance_type} {o} (hours used)": cost_per_million(
-                    rate.prices[o].hourly_usd * units_per_replica, hour_tokens
-                )
-                for o in ("on-demand", "spot", "Capacity Block")
-                if o in rate.prices
-            },
-        },
-    )
-    return out
+    hourly = mine["total_usd_h"].sum() / mine["units"].sum() * units_per_replica
+    tokens = tps * tco.SECONDS_PER_HOUR
+    per_1m = {
+        "owned, busy every hour": tco.cost_per_million(hourly, tokens),
+        f"owned, {utilization:.0%} busy": tco.cost_per_million(hourly, tokens * utilization),
+    }
+    per_1m |= {
+        f"AWS {rate.instance_type} {o} (hours used)": tco.cost_per_million(
+            rate.prices[o].hourly_usd * units_per_replica, tokens
+        )
+        for o in BUSY_PAID
+        if o in rate.prices
+    }
+    return out | {
+        "replica_tokens_per_s": tps,
+        "replica_units": units_per_replica,
+        "accelerator_type": accelerator_type,
+        "per_1m": per_1m,
+    }
 
 
 def capacity_view(

@@ -43,9 +43,8 @@ from jobs.cost.prices import (
 )
 
 log = logging.getLogger(__name__)
-PRICING_REGION = (
-    "us-east-1"  # the Price List Query API lives in us-east-1, eu-central-1, ap-south-1
-)
+# the Price List Query API lives in us-east-1, eu-central-1, ap-south-1
+PRICING_REGION = "us-east-1"
 SP_TYPES = {"EC2Instance": "EC2 Instance SP", "Compute": "Compute SP"}
 SP_YEARS = {31536000: "1yr", 94608000: "3yr"}
 SOURCES = {
@@ -149,12 +148,12 @@ def savings_plan_prices(
 
 def capacity_block_prices(
     ec2: Any, instance_types: Sequence[str], days: int, as_of: str
-) -> dict[str, Price]:
+) -> dict[str, dict[str, Price]]:
     """Effective hourly price of a Capacity Block of ``days`` for one instance: the upfront fee
     / (hours x instances), median over the offerings (start dates and zones) AWS returns."""
     from botocore.exceptions import ClientError
 
-    out: dict[str, Price] = {}
+    out: dict[str, dict[str, Price]] = {}
     paginator = ec2.get_paginator("describe_capacity_block_offerings")
     for itype in instance_types:
         rates = []
@@ -172,17 +171,21 @@ def capacity_block_prices(
             ):
                 raise
         if rates:
-            out[itype] = Price(
-                hourly_usd=statistics.median(rates),
-                source="aws-capacity-blocks",
-                as_of=as_of,
-                note=f"{days}-day block, median of {len(rates)} offerings (lowest "
-                f"${min(rates):.4g} an instance-hour)",
-            )
+            out[itype] = {
+                "Capacity Block": Price(
+                    hourly_usd=statistics.median(rates),
+                    source="aws-capacity-blocks",
+                    as_of=as_of,
+                    note=f"{days}-day block, median of {len(rates)} offerings (lowest "
+                    f"${min(rates):.4g} an instance-hour)",
+                )
+            }
     return out
 
 
-def spot_prices(ec2: Any, instance_types: Sequence[str], now: dt.datetime) -> dict[str, Price]:
+def spot_prices(
+    ec2: Any, instance_types: Sequence[str], now: dt.datetime
+) -> dict[str, dict[str, Price]]:
     """Median (and min, in the note) of the latest spot price in each availability zone."""
     latest: dict[tuple[str, str], tuple[dt.datetime, float]] = {}
     paginator = ec2.get_paginator("describe_spot_price_history")
@@ -194,51 +197,54 @@ def spot_prices(ec2: Any, instance_types: Sequence[str], now: dt.datetime) -> di
             stamp = rec["Timestamp"]
             if key not in latest or stamp > latest[key][0]:
                 latest[key] = (stamp, float(rec["SpotPrice"]))
-    out: dict[str, Price] = {}
+    out: dict[str, dict[str, Price]] = {}
     for itype in instance_types:
         zones = {az: price for (t, az), (_, price) in sorted(latest.items()) if t == itype}
         if zones:
-            out[itype] = Price(
-                hourly_usd=statistics.median(zones.values()),
-                source="aws-spot-history",
-                as_of=now.isoformat(timespec="seconds"),
-                note=f"median of {len(zones)} zones (lowest ${min(zones.values()):.4g} an "
-                "instance-hour)",
-            )
+            out[itype] = {
+                "spot": Price(
+                    hourly_usd=statistics.median(zones.values()),
+                    source="aws-spot-history",
+                    as_of=now.isoformat(timespec="seconds"),
+                    note=f"median of {len(zones)} zones (lowest ${min(zones.values()):.4g} an "
+                    "instance-hour)",
+                )
+            }
     return out
 
 
-def instance_facts(
-    ec2: Any, instance_types: Sequence[str]
-) -> dict[str, tuple[int | None, int | None, GpuFacts | None]]:
-    """vCPUs, memory (MiB) and GPU facts per instance type; unknown types are left out."""
+def instance_facts(ec2: Any, instance_types: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """vCPUs, memory (MiB) and GPU facts per instance type (as InstancePrice fields); unknown
+    types are left out."""
     from botocore.exceptions import ClientError
 
-    try:
-        found = ec2.describe_instance_types(InstanceTypes=list(instance_types))["InstanceTypes"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "InvalidInstanceType":
-            raise
-        found = []
-        for itype in instance_types:  # one unknown type fails the whole call: ask one by one
-            try:
-                found += ec2.describe_instance_types(InstanceTypes=[itype])["InstanceTypes"]
-            except ClientError as one:
-                if one.response.get("Error", {}).get("Code") != "InvalidInstanceType":
-                    raise
-                log.warning("describe_instance_types does not know %s", itype)
-    out: dict[str, tuple[int | None, int | None, GpuFacts | None]] = {}
-    for it in found:
+    def describe(types: list[str]) -> list[dict[str, Any]]:
+        try:
+            return ec2.describe_instance_types(InstanceTypes=types)["InstanceTypes"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidInstanceType":
+                raise
+            if len(types) == 1:
+                log.warning("describe_instance_types does not know %s", types[0])
+                return []
+            # one unknown type fails the whole call: ask one by one
+            return [it for t in types for it in describe([t])]
+
+    out = {}
+    for it in describe(list(instance_types)):
         gpus = (it.get("GpuInfo") or {}).get("Gpus") or []
-        gpu = None
-        if gpus:
-            gpu = GpuFacts(
+        out[it["InstanceType"]] = {
+            "vcpus": (it.get("VCpuInfo") or {}).get("DefaultVCpus"),
+            "memory_mib": (it.get("MemoryInfo") or {}).get("SizeInMiB"),
+            "gpu": GpuFacts(
                 name=str(gpus[0]["Name"]),
                 count=sum(int(g.get("Count", 0)) for g in gpus),
                 memory_mib=int((gpus[0].get("MemoryInfo") or {}).get("SizeInMiB", 0)),
             )
-        vcpus = (it.get("VCpuInfo") or {}).get("DefaultVCpus")
-        out[it["InstanceType"]] = (vcpus, (it.get("MemoryInfo") or {}).get("SizeInMiB"), gpu)
+            if gpus
+            else None,
+            "facts_source": "aws-ec2",
+        }
     return out
 
 
@@ -265,35 +271,23 @@ def pull_live(
         notes = []
         for region in regions:
             ec2 = session.client("ec2", region_name=region)
-            offers = [
-                parse_offer(raw, as_of) for t in types for raw in get_products(pricing, t, region)
-            ]
-            prices = merge_offers(offers)
+            prices = merge_offers(
+                [parse_offer(raw, as_of) for t in types for raw in get_products(pricing, t, region)]
+            )
             facts = instance_facts(ec2, types)
             more = [
                 savings_plan_prices(sp, types, region, as_of),
-                {
-                    t: {"Capacity Block": p}
-                    for t, p in capacity_block_prices(ec2, types, block_days, as_of).items()
-                },
-                {t: {"spot": p} for t, p in spot_prices(ec2, types, now).items()},
+                capacity_block_prices(ec2, types, block_days, as_of),
+                spot_prices(ec2, types, now),
             ]
             for itype in types:
                 if itype not in prices:
                     notes.append(f"{itype}: no Linux on-demand offer in {region}")
                     continue
-                vcpus, memory, gpu = facts.get(itype, (None, None, None))
-                inst = prices[itype]
                 for extra in more:
-                    inst.prices.update(extra.get(itype, {}))
-                prices[itype] = inst.model_copy(
-                    update={
-                        "vcpus": vcpus or inst.vcpus,
-                        "memory_mib": memory,
-                        "gpu": gpu,
-                        "facts_source": "aws-ec2",
-                    }
-                )
+                    prices[itype].prices.update(extra.get(itype, {}))
+                update = {k: v for k, v in facts.get(itype, {}).items() if v is not None}
+                prices[itype] = prices[itype].model_copy(update=update)
             book_regions[region] = prices
     except (BotoCoreError, ClientError) as exc:
         raise PricingUnavailable(f"{type(exc).__name__}: {exc}") from exc

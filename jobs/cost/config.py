@@ -102,21 +102,12 @@ _OPENAI = (
     "OpenAI list prices for fine-tuned models (since 2024; reported unchanged in April 2026 by "
     "tokenmix.ai's pricing guide; project field notes)"
 )
-DEFAULT_API = [
-    ApiPrice(
-        name="fine-tuned gpt-4o",
-        input_usd_per_1m=3.75,
-        output_usd_per_1m=15.0,
-        training_usd_per_1m=25.0,
-        source=_OPENAI,
-    ),
-    ApiPrice(
-        name="fine-tuned gpt-4o-mini",
-        input_usd_per_1m=0.30,
-        output_usd_per_1m=1.20,
-        training_usd_per_1m=3.00,
-        source=_OPENAI,
-    ),
+DEFAULT_API = [  # name, input, output, training: USD per 1M tokens
+    ApiPrice(name=n, input_usd_per_1m=i, output_usd_per_1m=o, training_usd_per_1m=t, source=_OPENAI)
+    for n, i, o, t in (
+        ("fine-tuned gpt-4o", 3.75, 15.0, 25.0),
+        ("fine-tuned gpt-4o-mini", 0.30, 1.20, 3.00),
+    )
 ]
 
 
@@ -339,33 +330,15 @@ class CostConfig(JobConfig):
     def _snapshot_problems(self) -> list[Problem]:
         path = self.snapshot_path()
         if not path.is_file():
-            return [
-                Problem(
-                    "snapshot",
-                    str(path),
-                    "no price snapshot found",
-                    "give snapshot=data/pricing/aws-<date>.json (the shipped one)",
-                )
-            ]
+            fix = "give snapshot=data/pricing/aws-<date>.json (the shipped one)"
+            return [Problem("snapshot", str(path), "no price snapshot found", fix)]
         try:
             book = load_price_book(path, "snapshot")
         except ConfigError as exc:
-            return [
-                Problem(
-                    f"snapshot ({path}): {p.field}",
-                    p.value,
-                    p.message,
-                    p.fix or "restore the shipped snapshot from git",
-                )
-                for p in exc.problems
-            ]
+            fix = "restore the shipped snapshot from git"
+            return [Problem(f"snapshot ({path}): {p.field}", p.value, p.message, p.fix or fix)
+                    for p in exc.problems]  # fmt: skip
         if self.pricing == "snapshot" and self.region not in book.regions:
-            return [
-                Problem(
-                    "region",
-                    self.region,
-                    f"is not in the snapshot {path}",
-                    f"use one of: {', '.join(book.regions)}, or --pricing live",
-                )
-            ]
+            fix = f"use one of: {', '.join(book.regions)}, or pricing=live"
+            return [Problem("region", self.region, f"is not in the snapshot {path}", fix)]
         return []

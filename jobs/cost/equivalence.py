@@ -105,45 +105,32 @@ def unit_rate(
     cpu_instance: str = DEFAULT_CPU_INSTANCE,
 ) -> UnitRate:
     """Price per GPU-hour (GPU types) or vCPU-hour (CPU) from the instance that carries it."""
-    overrides = overrides or {}
-    itype = instance_for(accelerator_type, overrides, cpu_instance)
-    field_name = f"equivalence.{accelerator_type}"
+    itype = instance_for(accelerator_type, overrides or {}, cpu_instance)
     price = book.get(region, itype)
+
+    def refuse(message: str, fix: str) -> EquivalenceError:
+        return EquivalenceError([Problem(f"equivalence.{accelerator_type}", itype, message, fix)])
+
     if price is None or "on-demand" not in price.prices:
         have = ", ".join(book.instance_types(region)) or "(none)"
-        raise EquivalenceError(
-            [
-                Problem(
-                    field_name,
-                    itype,
-                    f"is not priced in the {book.source} prices for {region} ({book.label()})",
-                    f"run with pricing=live, or map {accelerator_type} to one of: {have}",
-                )
-            ]
+        raise refuse(
+            f"is not priced in the {book.source} prices for {region} ({book.label()})",
+            f"run with pricing=live, or map {accelerator_type} to one of: {have}",
         )
     notes: list[str] = []
     if accelerator_type == CPU_TYPE:
         units, unit = price.vcpus, "vCPU"
         if not units:
-            raise EquivalenceError(
-                [Problem(field_name, itype, "has no vCPU count in the prices", "pull live prices")]
-            )
+            raise refuse("has no vCPU count in the prices", "pull live prices")
     else:
         if price.gpu is None:
-            raise EquivalenceError(
-                [
-                    Problem(
-                        field_name,
-                        itype,
-                        "carries no GPU according to the prices",
-                        f"map {accelerator_type} to a GPU instance, e.g. "
-                        f"{DEFAULT_GPU_INSTANCES.get(accelerator_type, 'p5.48xlarge')}",
-                    )
-                ]
+            example = DEFAULT_GPU_INSTANCES.get(accelerator_type, "p5.48xlarge")
+            raise refuse(
+                "carries no GPU according to the prices",
+                f"map {accelerator_type} to a GPU instance, e.g. {example}",
             )
         units, unit = price.gpu.count, "GPU"
-        expected = _AWS_GPU_NAME.get(accelerator_type, accelerator_type)
-        if price.gpu.name != expected:
+        if price.gpu.name != _AWS_GPU_NAME.get(accelerator_type, accelerator_type):
             notes.append(
                 f"{itype} carries {price.gpu.name}, not {accelerator_type}: the comparison "
                 "is with a different GPU"

@@ -48,6 +48,7 @@ FAMILIES = {  # how the report names a family of options, and what fills it
     "on-demand": "on-demand",
 }
 Source = Literal["live", "cache", "snapshot"]
+Option = Literal[OPTIONS]
 
 
 def family(option: str) -> str:
@@ -94,7 +95,7 @@ class InstancePrice(_Strict):
     memory_mib: int | None = Field(default=None, ge=0)
     gpu: GpuFacts | None = None
     facts_source: str | None = Field(default=None, description="key of the vCPU/GPU facts' source")
-    prices: dict[str, Price] = Field(default_factory=dict, description="option -> price")
+    prices: dict[Option, Price] = Field(default_factory=dict, description="option -> price")
 
 
 class PriceBook(_Strict):
@@ -123,38 +124,17 @@ class PriceBook(_Strict):
         return f"{text}; {self.fallback}" if self.fallback else text
 
 
-def _book_problems(book: PriceBook) -> list[Problem]:
-    out = []
-    for region, types in book.regions.items():
-        for itype, inst in types.items():
-            where = f"regions.{region}.{itype}"
-            for option, price in inst.prices.items():
-                if option not in OPTIONS:
-                    out.append(
-                        Problem(
-                            f"{where}.prices",
-                            option,
-                            "is not a price option",
-                            "use one of: " + ", ".join(OPTIONS),
-                        )
-                    )
-                if price.source not in book.sources:
-                    out.append(
-                        Problem(
-                            f"{where}.prices.{option}.source",
-                            price.source,
-                            "is not a key of the book's sources",
-                        )
-                    )
-            if inst.facts_source and inst.facts_source not in book.sources:
-                out.append(
-                    Problem(
-                        f"{where}.facts_source",
-                        inst.facts_source,
-                        "is not a key of the book's sources",
-                    )
-                )
-    return out
+def _unknown_sources(book: PriceBook) -> list[Problem]:
+    """Every price and fact must name a source the book explains."""
+    return [
+        Problem(f"regions.{region}.{itype}.{where}", key, "is not a key of the book's sources",
+                f"use one of: {', '.join(book.sources)}")
+        for region, types in book.regions.items()
+        for itype, inst in types.items()
+        for where, key in [("facts_source", inst.facts_source),
+                           *((f"prices.{o}.source", p.source) for o, p in inst.prices.items())]
+        if key is not None and key not in book.sources
+    ]  # fmt: skip
 
 
 def load_price_book(path: str | Path, source: Source) -> PriceBook:
@@ -176,7 +156,7 @@ def load_price_book(path: str | Path, source: Source) -> PriceBook:
         book = PriceBook.model_validate({**data, "source": source, "path": str(path)})
     except ValidationError as err:
         raise ConfigError(str(path), problems_from_validation(PriceBook, err)) from None
-    problems = _book_problems(book)
+    problems = _unknown_sources(book)
     if problems:
         raise ConfigError(str(path), problems)
     return book

@@ -151,41 +151,33 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     """summary.json: the headline numbers first, then everything the report was made from."""
     p, m, tok = result["planned"], result["measured"], result["tokens"]
     best, od, own = p["cheapest"], p["on_demand"], p["owned"]
-    per_1m = tok["table"]["serve_usd_per_1m"] if tok else {}
-    api = result["inputs"]["config"]["api"][0]
     level = (result.get("served") or {}).get("level") or {}
-    return {
-        "results": {
-            "fleet": p["fleet"],
-            "setup_usd": own["upfront_usd"],
-            "running_per_year_usd": own["running_monthly_usd"] * 12,
-            "capital_per_year_usd": own["capital_monthly_usd"] * 12,
-            "owned_total_usd": own["total_usd"],
-            "cheapest_option": best["option"],
-            "cheapest_total_usd": best["total_usd"],
-            "savings_pct_vs_cheapest": best["savings_pct"],
-            "break_even_month_vs_cheapest": best["break_even_month"],
-            "break_even_utilization_vs_cheapest": best["break_even_utilization"],
-            "cloud_on_demand_per_year_usd": od["monthly_usd"] * 12,
-            "on_demand_total_usd": od["total_usd"],
-            "savings_pct_vs_on_demand": od["savings_pct"],
-            "break_even_month_vs_on_demand": od["break_even_month"],
-            "break_even_utilization_vs_on_demand": od["break_even_utilization"],
-            "api": api["name"],
-            "usd_per_1m_output_tokens": {k: per_1m[k] for k in per_1m.index} if tok else None,
-            "savings_pct_vs_api": tok["api"]["savings_pct"] if tok else None,
-            "target_utilization": p["utilization"],
-            "horizon_months": p["months"],
-            "measured_fleet": m["fleet"],
-            "measured_utilization": m["utilization"],
-            "measured_idle": m["idle"],
-            "measured_savings_pct": m["savings_pct"],
-            "measured_latency_p50_s": level.get("e2e_p50_s"),
-            "measured_latency_p95_s": level.get("e2e_p95_s"),
-            "prices": result["prices"]["label"],
-        },
-        **result,
-    }
+    headline = {
+        "fleet": p["fleet"],
+        "setup_usd": own["upfront_usd"],
+        "running_per_year_usd": own["running_monthly_usd"] * 12,
+        "capital_per_year_usd": own["capital_monthly_usd"] * 12,
+        "owned_total_usd": own["total_usd"],
+        "cheapest_option": best["option"],
+        "cheapest_total_usd": best["total_usd"],
+        "cloud_on_demand_per_year_usd": od["monthly_usd"] * 12,
+        "on_demand_total_usd": od["total_usd"],
+        **{f"{k}_vs_{name}": r[k] for name, r in (("cheapest", best), ("on_demand", od))
+           for k in ("savings_pct", "break_even_month", "break_even_utilization")},
+        "api": result["inputs"]["config"]["api"][0]["name"],
+        "usd_per_1m_output_tokens": tok["table"]["serve_usd_per_1m"].to_dict() if tok else None,
+        "savings_pct_vs_api": tok["api"]["savings_pct"] if tok else None,
+        "target_utilization": p["utilization"],
+        "horizon_months": p["months"],
+        "measured_fleet": m["fleet"],
+        "measured_utilization": m["utilization"],
+        "measured_idle": m["idle"],
+        "measured_savings_pct": m["savings_pct"],
+        "measured_latency_p50_s": level.get("e2e_p50_s"),
+        "measured_latency_p95_s": level.get("e2e_p95_s"),
+        "prices": result["prices"]["label"],
+    }  # fmt: skip
+    return {"results": headline, **result}
 
 
 def _swap(tmp: Path, final: Path) -> None:

@@ -203,8 +203,7 @@ def missing_prices(inp: Inputs) -> list[dict[str, Any]]:
 def scenario_view(inp: Inputs, name: str) -> dict[str, Any]:
     """One fleet at the target utilization, and its cost per token when a scenario plans it."""
     cfg, inv = inp.cfg, inp.fleets[name]
-    site = analysis.site_rates(inv.site)
-    view = analysis.fleet_view(inv, site, inp.rates, cfg.target_utilization, cfg.horizon_months)
+    view = analysis.fleet_view(inv, inv.site, inp.rates, cfg.target_utilization, cfg.horizon_months)
     plan = next((s for s in cfg.scenarios if s.fleet == name), None)
     if plan is None:
         return {"view": view, "scenario": None, "tokens": None}
@@ -230,9 +229,15 @@ def served_view(inp: Inputs, measured: dict[str, Any], notes: list[str]) -> tupl
     accel, units = replica(cfg, inp.measured)
     rate = inp.rates[accel]
     served = analysis.bench_view(
-        inp.bench, c.slo_p95_s if c else None, c.bench_replicas if c else 1, accel, units,
-        measured["nodes"], rate, cfg.target_utilization,
-    )  # fmt: skip
+        inp.bench,
+        c.slo_p95_s if c else None,
+        c.bench_replicas if c else 1,
+        accel,
+        units,
+        measured["nodes"],
+        rate,
+        cfg.target_utilization,
+    )
     if served.get("reason"):
         notes.append(f"cost per token and capacity plan: {served['reason']}")
     if not (c and served.get("level")):
@@ -251,9 +256,14 @@ def served_view(inp: Inputs, measured: dict[str, Any], notes: list[str]) -> tupl
         instance_hourly_usd=rate.on_demand * rate.units_per_instance,
     )
     plan = analysis.capacity_view(
-        shape, c.requests_per_s, c.tokens_per_day, cfg.output_tokens, c.growth_pct_per_month,
-        cfg.horizon_months, c.headroom,
-    )  # fmt: skip
+        shape,
+        c.requests_per_s,
+        c.tokens_per_day,
+        cfg.output_tokens,
+        c.growth_pct_per_month,
+        cfg.horizon_months,
+        c.headroom,
+    )
     return served, plan | {"config": c.model_dump()}
 
 
@@ -261,13 +271,11 @@ def analyze(inp: Inputs) -> dict[str, Any]:
     """Every number of the report: plain values and pandas frames (see report.summary)."""
     cfg = inp.cfg
     scenarios = [scenario_view(inp, name) for name in inp.fleets]
-    inv = inp.fleets[cfg.fleet]
-    site = analysis.site_rates(inv.site)
-    sensitivity = analysis.sensitivity(
-        inv, site, inp.rates, cfg.target_utilization, cfg.horizon_months
+    inv, u, months = inp.fleets[cfg.fleet], cfg.target_utilization, cfg.horizon_months
+    sensitivity = analysis.sensitivity(inv, inv.site, inp.rates, u, months)
+    measured = analysis.measured_view(
+        inp.measured, inp.measured_site, inp.rates, inp.rows, inp.period
     )
-    msite = analysis.site_rates(inp.measured_site)
-    measured = analysis.measured_view(inp.measured, msite, inp.rates, inp.rows, inp.period)
     notes = list(inp.notes)
     served, capacity = served_view(inp, measured, notes)
     if scenarios[0]["tokens"] is None:

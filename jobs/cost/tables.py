@@ -46,84 +46,59 @@ def busy(x: float | None, paid_for: str = "hours used") -> str:
     return f"{x:.1%} of the hours" + (" (more than every hour: never)" if x > 1 else "")
 
 
-def _api_column(result: dict[str, Any]) -> dict[str, str]:
-    tok, api = result["tokens"], result["inputs"]["config"]["api"][0]
-    if tok is None:
-        return {}
-    a = tok["api"]
-    return {
-        "upfront": "$0",
-        "yearly": f"{usd(a['per_year_usd'])} for the fleet's output tokens, with their prompts",
-        "total": usd(a["total_usd"]),
-        "saves": pct(a["savings_pct"]),
-        "break_even": f"{month(a['break_even_month'])}; {busy(a['break_even_utilization'])}",
-        "serve": usd(tok["table"].loc[api["name"], "serve_usd_per_1m"], True)
-        + " (list price, prompts included)",
-        "train": usd(api["training_usd_per_1m"], True),
-    }
-
-
 def results(result: dict[str, Any]) -> pd.DataFrame:
     """The Results table: the owned fleet vs the cheapest AWS option able to carry it, vs
     AWS on-demand and vs the cloud API the team pays (for the tokens the fleet would make)."""
-    p, tok = result["planned"], result["tokens"]
-    own, best, od = p["owned"], p["cheapest"], p["on_demand"]
-    months, u = p["months"], p["utilization"]
+    p, tok, api = result["planned"], result["tokens"], result["inputs"]["config"]["api"][0]
+    own, months = p["owned"], p["months"]
+    rented = {"cheapest AWS": p["cheapest"], "AWS on-demand": p["on_demand"]}
+    if tok is not None:  # the API billed for the tokens the fleet would make at utilization u
+        rented[api["name"]] = tok["api"] | {"upfront_usd": 0.0, "monthly_usd": tok["api"][
+            "per_year_usd"] / 12, "option": "api"}  # fmt: skip
     per_1m = tok["table"] if tok is not None else None
 
     def tokens(who: str, col: str) -> str:
         return usd(per_1m.loc[who, col], True) if per_1m is not None else "not planned"
 
+    rent = {
+        "cheapest AWS": "rent",
+        "AWS on-demand": "rent for the busy hours",
+        api["name"]: "for the fleet's output tokens, with their prompts",
+    }
     rows = {
         "Paid up front": [
             f"{usd(own['upfront_usd'])} ({usd(own['capex_usd'])} servers, "
             f"{usd(own['network_storage_usd'])} network and storage, {usd(own['spares_usd'])} "
             f"spares, {usd(own['setup_usd'])} setup)",
-            usd(best["upfront_usd"]),
-            "$0",
+            *(usd(r["upfront_usd"]) for r in rented.values()),
         ],
         "Paid per year": [
             f"{usd(own['running_monthly_usd'] * 12)} running (power, colocation, support, staff) "
             f"+ {usd(own['capital_monthly_usd'] * 12)} cost of capital",
-            f"{usd(best['monthly_usd'] * 12)} rent",
-            f"{usd(od['monthly_usd'] * 12)} rent for the busy hours",
+            *(f"{usd(r['monthly_usd'] * 12)} {rent[w]}" for w, r in rented.items()),
         ],
         f"Total over {months} months": [
             usd(own["total_usd"])
             + (f" (after {usd(own['residual_usd'])} resale)" if own["residual_usd"] else ""),
-            usd(best["total_usd"]),
-            usd(od["total_usd"]),
+            *(usd(r["total_usd"]) for r in rented.values()),
         ],
-        "Owning saves": ["-", pct(best["savings_pct"]), pct(od["savings_pct"])],
+        "Owning saves": ["-", *(pct(r["savings_pct"]) for r in rented.values())],
         "Break-even (month; utilization)": [
             "-",
-            f"{month(best['break_even_month'], months)}; {busy(best['break_even_utilization'])}",
-            f"{month(od['break_even_month'], months)}; {busy(od['break_even_utilization'])}",
+            *(f"{month(r['break_even_month'], months)}; {busy(r['break_even_utilization'])}"
+              for r in rented.values()),
         ],
-        "USD per 1M output tokens": [
-            tokens("owned", "serve_usd_per_1m"),
-            tokens("cheapest AWS", "serve_usd_per_1m"),
-            tokens("AWS on-demand", "serve_usd_per_1m"),
-        ],
-        "USD per 1M training tokens": [
-            tokens("owned", "train_usd_per_1m"),
-            tokens("cheapest AWS", "train_usd_per_1m"),
-            tokens("AWS on-demand", "train_usd_per_1m"),
-        ],
+        "USD per 1M output tokens": [tokens(w, "serve_usd_per_1m") for w in ["owned", *rented]],
+        "USD per 1M training tokens": [tokens(w, "train_usd_per_1m") for w in ["owned", *rented]],
         "Latency": ["not measured on this fleet (the laptop's is under Measured)"]
-        + ["not measured"] * 2,
-    }
-    api = _api_column(result)
-    keys = ["upfront", "yearly", "total", "saves", "break_even", "serve", "train", None]
+        + ["not measured"] * len(rented),
+    }  # fmt: skip
     columns = [
-        f"Local: fleet `{p['fleet']}`, owned, {u:.0%} busy",
-        f"AWS, cheapest able to carry it: {best['option']}",
+        f"Local: fleet `{p['fleet']}`, owned, {p['utilization']:.0%} busy",
+        f"AWS, cheapest able to carry it: {p['cheapest']['option']}",
         "AWS on-demand",
-    ]
-    if api:
-        columns.append(f"Cloud API: {result['inputs']['config']['api'][0]['name']}")
-        for (_, cells), key in zip(rows.items(), keys, strict=True):
-            cells.append(api.get(key, "not measured") if key else "not measured")
+        f"Cloud API: {api['name']} (list prices)",
+    ][: 1 + len(rented)]
     return pd.DataFrame(rows, index=columns).T.rename_axis("").reset_index()
 
 

@@ -32,13 +32,14 @@ Break-even utilization: the ``u`` at which the option costs what owning does ove
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from jobs.cost.prices import BUSY_PAID, term_years
+from cluster.inventory import Site
+from jobs.cost.prices import BUSY_PAID, Price, term_years
 
 HOURS_PER_YEAR = 8760.0
 HOURS_PER_MONTH = HOURS_PER_YEAR / 12  # 730
@@ -46,27 +47,7 @@ SECONDS_PER_HOUR = 3600.0
 HEADLINE_EXCLUDED = ("spot",)  # can be reclaimed at two minutes' notice
 
 
-@dataclass(frozen=True)
-class SiteRates:
-    """The site's cost figures (the inventory's ``site``; all per the units named)."""
-
-    electricity_usd_per_kwh: float
-    pue: float
-    avg_power_fraction: float
-    colocation_usd_per_kw_month: float
-    support_pct_per_year: float
-    amortization_years: float
-    staff_usd_per_node_year: float
-    setup_usd: float
-    network_storage_pct: float = 0.0
-    spares_pct: float = 0.0
-    cost_of_capital_pct: float = 0.0
-    residual_value_pct: float = 0.0
-
-
-def node_costs(
-    nodes: Sequence[tuple[str, str, int, float, float]], site: SiteRates
-) -> pd.DataFrame:
+def node_costs(nodes: Sequence[tuple[str, str, int, float, float]], site: Site) -> pd.DataFrame:
     """Hourly cost of each node ``(name, accelerator_type, units, capex, power_w)``, by part;
     ``units`` are GPUs on a GPU node, CPUs on a CPU-only node (formulas in the docstring)."""
     df = pd.DataFrame(nodes, columns=["node", "accelerator_type", "units", "capex_usd", "power_w"])
@@ -109,7 +90,7 @@ class Owned:
         return out
 
 
-def owned(nodes: pd.DataFrame, site: SiteRates) -> Owned:
+def owned(nodes: pd.DataFrame, site: Site) -> Owned:
     capex = float(nodes["capex_usd"].sum())
     extra = capex * (site.network_storage_pct + site.spares_pct) / 100
     upfront = capex + extra + site.setup_usd
@@ -154,42 +135,40 @@ def terms_begun(option: str, months: int) -> int:
 
 
 def price_frame(
-    units: Mapping[str, float], prices: Mapping[str, Mapping[str, object]]
+    units: Mapping[str, float], prices: Mapping[str, Mapping[str, Price]], months: int
 ) -> pd.DataFrame:
-    """One row per (accelerator type, option) AWS prices: units and price per unit, per hour.
-    ``prices[type][option]`` is a :class:`jobs.cost.prices.Price` per unit."""
-    rows = []
-    for accel, n in units.items():
-        for option, p in prices[accel].items():
-            rows.append(
-                {
-                    "accelerator_type": accel,
-                    "option": option,
-                    "units": n,
-                    "hourly_usd": p.hourly_usd,
-                    "upfront_usd": p.upfront_usd,
-                    "effective_usd_h": p.effective_hourly(option),
-                    "busy_paid": option in BUSY_PAID,
-                    "source": p.source,
-                    "as_of": p.as_of,
-                    "note": p.note or "",
-                }
-            )
-    return pd.DataFrame(rows)
+    """One row per (accelerator type, option) AWS prices, indexed so: the units rented and the
+    price per unit (``prices[type][option]``, a :class:`Price` per unit)."""
+    rows = [
+        {
+            "accelerator_type": t,
+            "option": o,
+            "units": units[t],
+            "hourly_usd": p.hourly_usd,
+            "upfront_usd": p.upfront_usd,
+            "effective_usd_h": p.effective_hourly(o),
+            "busy_paid": o in BUSY_PAID,
+            "terms": terms_begun(o, months),
+            "source": p.source,
+            "as_of": p.as_of,
+            "note": p.note or "",
+        }
+        for t in units
+        for o, p in prices[t].items()
+    ]
+    return pd.DataFrame(rows).set_index(["accelerator_type", "option"])
 
 
 def rent_costs(
     prices: pd.DataFrame, utilization: float, months: int, capital_pct: float
 ) -> pd.DataFrame:
-    """Cumulative cost (columns 0..months) of renting each type's units under each option."""
+    """Cumulative cost (columns 0..months) of renting each row's units under its option."""
     curves = [
         r.units
-        * rent_cumulative(r.hourly_usd, r.upfront_usd, r.option, utilization, months, capital_pct)
+        * rent_cumulative(r.hourly_usd, r.upfront_usd, r.Index[1], utilization, months, capital_pct)
         for r in prices.itertuples()
     ]
-    return pd.DataFrame(
-        curves, index=pd.MultiIndex.from_frame(prices[["accelerator_type", "option"]])
-    )
+    return pd.DataFrame(curves, index=prices.index)
 
 
 def option_parts(
@@ -247,14 +226,16 @@ def break_even_utilization(
     return (owned_total - fixed) / per_utilization
 
 
-def bisect_utilization(cost_at: object, owned_total: float, high: float = 4.0) -> float | None:
+def bisect_utilization(
+    cost_at: Callable[[float], float], owned_total: float, high: float = 4.0
+) -> float | None:
     """The ``u`` in (0, high] where the increasing ``cost_at(u)`` reaches ``owned_total``."""
     lo, hi = 0.0, high
-    if cost_at(hi) < owned_total:  # type: ignore[operator]
+    if cost_at(hi) < owned_total:
         return None
     for _ in range(60):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cost_at(mid) < owned_total else (lo, mid)  # type: ignore[operator]
+        lo, hi = (mid, hi) if cost_at(mid) < owned_total else (lo, mid)
     return hi
 
 

@@ -117,7 +117,7 @@ def test_demo_profile_writes_the_whole_report(platform_root, monkeypatch, capsys
     results = md.split("## Results")[1].split("##")[0]
     for row in (
         "AWS, cheapest able to carry it: Capacity Block (on-demand for CPU, L40S) | AWS on-demand"
-        " | Cloud API: fine-tuned gpt-4o |",
+        " | Cloud API: fine-tuned gpt-4o (list prices) |",
         "| Paid up front | $727,550 ($635,000 servers, $63,500 network and storage",
         "| Owning saves | - | 5.6% | 29.9% |",
         "| USD per 1M output tokens | $11.06 | $11.72 | $15.77 | $26.72",

@@ -178,8 +178,9 @@ def test_capacity_blocks_for_a_duration_and_types_without_blocks():
         blocks = aws.capacity_block_prices(client, ["p5.48xlarge", "g6e.12xlarge"], 7, AS_OF)
     stub.assert_no_pending_responses()
     assert list(blocks) == ["p5.48xlarge"]
-    assert blocks["p5.48xlarge"].hourly_usd == pytest.approx(6720.0 / 168)  # median of three
-    assert "7-day block, median of 3 offerings (lowest $39.33" in blocks["p5.48xlarge"].note
+    block = blocks["p5.48xlarge"]["Capacity Block"]
+    assert block.hourly_usd == pytest.approx(6720.0 / 168)  # the median of three
+    assert "7-day block, median of 3 offerings (lowest $39.33" in block.note
 
 
 def test_spot_prices_take_the_latest_per_zone():
@@ -202,7 +203,7 @@ def test_spot_prices_take_the_latest_per_zone():
         },
     )
     with stub:
-        spot = aws.spot_prices(client, ["g6e.12xlarge"], NOW)["g6e.12xlarge"]
+        spot = aws.spot_prices(client, ["g6e.12xlarge"], NOW)["g6e.12xlarge"]["spot"]
     assert spot.hourly_usd == 5.0 and "median of 3 zones (lowest $4 an" in spot.note
 
 
@@ -353,3 +354,31 @@ def test_live_pull_is_cached_and_the_cache_is_the_next_fallback(tmp_path):
         "cache", ["m7i.xlarge"], "us-east-1", snapshot=SNAPSHOT, cache_dir=cache
     )
     assert broken.source == "snapshot" and "is unreadable" in broken.fallback
+
+
+def test_instance_facts_skip_types_aws_does_not_know(caplog):
+    client, stub = stubbed("ec2")
+    both = ["p5.48xlarge", "p9.fake"]
+    unknown = "The following supplied instance types do not exist: [p9.fake]"
+    stub.add_client_error(
+        "describe_instance_types",
+        "InvalidInstanceType",
+        unknown,
+        expected_params={"InstanceTypes": both},
+    )
+    stub.add_response(
+        "describe_instance_types",
+        {"InstanceTypes": [instance_type("p5.48xlarge", 192, 2097152, ("H100", 8, 81920))]},
+        {"InstanceTypes": ["p5.48xlarge"]},
+    )
+    stub.add_client_error(
+        "describe_instance_types",
+        "InvalidInstanceType",
+        unknown,
+        expected_params={"InstanceTypes": ["p9.fake"]},
+    )
+    with stub:
+        facts = aws.instance_facts(client, both)
+    stub.assert_no_pending_responses()
+    assert list(facts) == ["p5.48xlarge"] and facts["p5.48xlarge"]["gpu"].memory_mib == 81920
+    assert "describe_instance_types does not know p9.fake" in caplog.text

@@ -108,8 +108,8 @@ def _p5(d):
             lambda d: _p5(d)["prices"].update(
                 {"RI 2yr No Upfront": {"hourly_usd": 1, "source": "skypilot-2026", "as_of": "x"}}
             ),
-            "regions.us-east-1.p5.48xlarge.prices",
-            "is not a price option",
+            "regions.us-east-1.p5.48xlarge.prices.RI 2yr No Upfront",
+            "Input should be 'on-demand'",
         ),
         (
             lambda d: _p5(d)["prices"]["on-demand"].update(source="nowhere"),

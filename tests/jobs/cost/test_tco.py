@@ -6,11 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cluster.inventory import Site
 from jobs.cost import tco
 from jobs.cost.prices import Price
 
 # The example site of cluster/inventory.yaml
-EXAMPLE = tco.SiteRates(
+EXAMPLE = Site(
     electricity_usd_per_kwh=0.0806,
     pue=1.25,
     avg_power_fraction=0.75,
@@ -24,7 +25,7 @@ EXAMPLE = tco.SiteRates(
     cost_of_capital_pct=7.0,
 )
 # A site with round numbers, nothing beyond power, colocation, support and staff
-ROUND = tco.SiteRates(
+ROUND = Site(
     electricity_usd_per_kwh=0.10,
     pue=1.5,
     avg_power_fraction=0.5,
@@ -57,7 +58,7 @@ def test_what_owning_costs_up_front_and_every_month():
     # $100,000, 1 kW on the example site:
     #   up front: 100,000 + 10% network/storage + 3% spares + 10,000 setup = 123,000
     #   capital: 123,000 * 7% / 12 = 717.5 a month; resale 25% at the end
-    site = tco.SiteRates(**{**EXAMPLE.__dict__, "residual_value_pct": 25.0})
+    site = EXAMPLE.model_copy(update={"residual_value_pct": 25.0})
     own = tco.owned(tco.node_costs([("n", "H100", 8, 100000.0, 1000.0)], site), site)
     assert (own.network_storage_usd, own.spares_usd, own.upfront_usd) == (10000.0, 3000.0, 123000.0)
     assert own.capital_monthly_usd == pytest.approx(717.5)
@@ -117,6 +118,7 @@ def test_the_cheapest_option_per_type_fills_missing_prices_on_demand_and_skips_s
                 for o, v in (("on-demand", 2.62), ("spot", 1.27))
             },
         },
+        months=12,
     )
     costs = tco.rent_costs(prices, 0.6, 12, 0.0)
     parts = tco.option_parts(

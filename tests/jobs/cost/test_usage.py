@@ -7,7 +7,7 @@ import pytest
 
 from cluster.inventory import load_inventory
 from cluster.ledger import Allocation, Ledger
-from jobs.cost.analysis import measured_view, site_rates
+from jobs.cost.analysis import measured_view
 from jobs.cost.equivalence import unit_rate
 from jobs.cost.prices import load_price_book
 from jobs.cost.usage import HOURS, Period, period_bounds, provisioned, unit_hours, usage_frame
@@ -59,7 +59,7 @@ def test_usage_from_a_real_ledger_by_type_and_kind(tmp_path):
 
     book = load_price_book(SNAPSHOT, "snapshot")
     rates = {t: unit_rate(t, book, "us-east-1") for t in ("CPU", "H100", "L40S")}
-    m = measured_view(inv, site_rates(inv.site), rates, rows, period)
+    m = measured_view(inv, inv.site, rates, rows, period)
     by_type = m["by_type"].set_index("accelerator_type")
     assert by_type.loc["H100", "utilization"] == pytest.approx(52 / (16 * 720))
     assert m["utilization"] == pytest.approx((52 + 4) / (20 * 720))  # GPU-hours of the fleet
@@ -84,7 +84,7 @@ def test_a_busy_fleet_gets_its_savings(tmp_path):
     book = load_price_book(SNAPSHOT, "snapshot")
     m = measured_view(
         inv,
-        site_rates(inv.site),
+        inv.site,
         {"CPU": unit_rate("CPU", book, "us-east-1")},
         rows,
         Period(period.until - dt.timedelta(days=5), period.until),
