@@ -91,7 +91,9 @@ def fleet_view(
     best = row(tco.mix_name(choice), list(choice.items()))
     lines = [
         (g.fixed.to_numpy(), g.per_u.to_numpy())  # per type, the options able to carry it
-        for _, g in df.drop(index="spot", level=1, errors="ignore").groupby(level=0)
+        for _, g in df.drop(index=list(tco.HEADLINE_EXCLUDED), level=1, errors="ignore").groupby(
+            level=0
+        )
     ]
 
     def cheapest_at(u: float) -> float:
@@ -350,8 +352,8 @@ def capacity_view(
         "shape": vars(shape),
         "base_requests_per_s": rps,
         "base_tokens_per_s": tps,
-        "months": pd.DataFrame([m.row() for m in plan]),
-        "nodes_to_buy": plan[-1].nodes,
-        "instances_last": plan[-1].instances,
+        "months": plan,
+        "nodes_to_buy": int(plan.nodes.iloc[-1]),
+        "instances_last": int(plan.instances.iloc[-1]),
         "crossover_month": cap.crossover_month(plan),
     }

@@ -231,7 +231,8 @@ def workloads(result: dict[str, Any], path: Path) -> None:
     key, unit = ("gpu_hours", "GPU-hours") if m["unit"] == "GPU" else ("cpu_hours", "CPU-hours")
     df = m["by_kind"].pivot_table(index="kind", columns="status", values=key, aggfunc="sum")
     fig, ax = _plt().subplots(figsize=(10, 3.8))
-    df.plot.bar(ax=ax, stacked=True, rot=0, color=list(FAMILY_COLOR.values())[: df.shape[1]])
+    outcome = {"FAILED": WORSE, "STOPPED": "#ff7f0e", "SUCCEEDED": BETTER}
+    df.plot.bar(ax=ax, stacked=True, rot=0, color=[outcome.get(c, "#7f7f7f") for c in df.columns])
     ax.legend(fontsize=8, title="outcome")
     title = (
         f"{unit} held on fleet {m['fleet']} by each kind of workload, by outcome "

@@ -211,12 +211,15 @@ def nodes(view: dict[str, Any]) -> pd.DataFrame:
     return out
 
 
+UNITS = {"gpu": "GPU-h", "cpu": "CPU-h", "node": "node-h"}
+
+
 def usage(measured: dict[str, Any]) -> pd.DataFrame:
     b = measured["by_type"]
     out = pd.DataFrame({"accelerator": b["accelerator_type"]})
-    for kind in ("gpu", "cpu", "node"):
-        out[f"{kind.upper()}-h used"] = b[f"{kind}_hours_used"].map("{:.2f}".format)
-        out[f"{kind.upper()}-h provisioned"] = b[f"{kind}_hours_provisioned"].map("{:.0f}".format)
+    for kind, unit in UNITS.items():
+        out[f"{unit} used"] = b[f"{kind}_hours_used"].map("{:.2f}".format)
+        out[f"{unit} provisioned"] = b[f"{kind}_hours_provisioned"].map("{:.0f}".format)
     out["utilization"] = b["utilization"].map(share)
     return out
 
@@ -224,8 +227,8 @@ def usage(measured: dict[str, Any]) -> pd.DataFrame:
 def kinds(measured: dict[str, Any]) -> pd.DataFrame:
     k = measured["by_kind"]
     out = k[["kind", "accelerator_type", "status"]].rename(columns={"accelerator_type": "on"})
-    for col in ("gpu_hours", "cpu_hours", "node_hours"):
-        out[col.replace("_hours", "-h").upper().replace("-H", "-h")] = k[col].map("{:.2f}".format)
+    for kind, unit in UNITS.items():
+        out[unit] = k[f"{kind}_hours"].map("{:.2f}".format)
     return out
 
 
