@@ -264,7 +264,8 @@ def measured_view(
     by_type["utilization"] = (in_fleet / prov_units).reindex(by_type.index)
     gpu = bool((prov.index != "CPU").any())
     key = "gpu_hours" if gpu else "cpu_hours"  # GPUs are what costs money when a fleet has them
-    util = float(used[key].reindex(prov.index).fillna(0).sum() / prov[key].sum())
+    capacity = float(prov[key].sum())  # 0 when every node was bought after the period
+    util = float(used[key].reindex(prov.index).fillna(0).sum()) / capacity if capacity else 0.0
     cloud = float(sum(h * rates[t].on_demand for t, h in used_units.items()))
     busy = float(in_fleet.sum())
     return {
