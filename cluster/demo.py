@@ -177,12 +177,25 @@ def summary(eval_name: str, seconds: float) -> dict[str, Any]:
         "replicas": bench.get("replicas_summary"),
     }
     res = cost.get("results") or {}
+    per_1m = res.get("usd_per_1m_output_tokens") or {}
     out["cost"] = {
-        "savings_pct": res.get("savings_pct_vs_on_demand"),
-        "break_even_month": res.get("break_even_month_vs_on_demand"),
+        "fleet": res.get("fleet"),
+        "horizon_months": res.get("horizon_months"),
+        "utilization": res.get("target_utilization"),
+        "cheapest_option": res.get("cheapest_option"),
+        "savings_pct": res.get("savings_pct_vs_cheapest"),
+        "break_even_month": res.get("break_even_month_vs_cheapest"),
+        "savings_pct_on_demand": res.get("savings_pct_vs_on_demand"),
+        "break_even_month_on_demand": res.get("break_even_month_vs_on_demand"),
         "setup_usd": res.get("setup_usd"),
-        "maintenance_per_year_usd": res.get("maintenance_per_year_usd"),
+        "running_per_year_usd": res.get("running_per_year_usd"),
+        "capital_per_year_usd": res.get("capital_per_year_usd"),
         "cloud_per_year_usd": res.get("cloud_on_demand_per_year_usd"),
+        "api": res.get("api"),
+        "usd_per_1m_owned": per_1m.get("owned"),
+        "usd_per_1m_cheapest": per_1m.get("cheapest AWS"),
+        "usd_per_1m_on_demand": per_1m.get("AWS on-demand"),
+        "usd_per_1m_api": per_1m.get(res.get("api")),
         "report_html": str(cost_file.parent / "report.html") if cost_file else None,
     }
     return out
@@ -218,8 +231,9 @@ def print_summary(s: dict[str, Any]) -> None:
     c = s["cost"]
     if c.get("savings_pct") is not None:
         print(
-            f"  on-prem vs AWS (example GPU fleet):   {c['savings_pct']:.0f}% saved over 36 months "
-            f"at 60% utilization, break-even in month {c['break_even_month']:.0f}"
+            f"  on-prem vs AWS (example GPU fleet):   {c['savings_pct']:.0f}% saved vs the "
+            f"cheapest option ({c['cheapest_option']}), {c['savings_pct_on_demand']:.0f}% vs "
+            f"on-demand, over {c['horizon_months']} months at {c['utilization']:.0%} utilization"
         )
     if c.get("report_html"):
         print(f"\n  cost report: {c['report_html']}")
@@ -238,21 +252,36 @@ def results_markdown(s: dict[str, Any], date: str) -> str:
     def usd(x: float | None) -> str:
         return "n/a" if x is None else f"${x:,.0f}"
 
+    def month(x: float | None) -> str:
+        return "never" if x is None else f"month {x:.0f}"
+
+    def per_1m(x: float | None) -> str:
+        return "n/a" if x is None else f"${x:.2f}"
+
     base, ft = s["eval"].get("base", {}), s["eval"].get("fine-tuned", {})
     c, b = s["cost"], s["bench"]
+    months = c.get("horizon_months") or 36
+    running = (c.get("running_per_year_usd") or 0) + (c.get("capital_per_year_usd") or 0)
     rows = [
         "| Metric | Local deployment | Cloud deployment |",
         "|---|---|---|",
-        f"| **Setup cost** | {usd(c.get('setup_usd'))} (hardware + site setup) | $0 |",
-        f"| **Maintenance cost** | {usd(c.get('maintenance_per_year_usd'))}/year (power, "
-        f"colocation, support, staff) | {usd(c.get('cloud_per_year_usd'))}/year (on-demand "
-        "for the same busy hours) |",
+        f"| **Setup cost** | {usd(c.get('setup_usd'))} (servers, network and storage, spares, "
+        "site setup) | $0 on-demand |",
+        f"| **Running cost** | {usd(running)}/year (power, colocation, support, staff, cost of "
+        f"capital) | {usd(c.get('cloud_per_year_usd'))}/year (AWS on-demand rent for the same "
+        "busy hours) |",
         f"| **Latency** | {b['c1_e2e_p50_s'] * 1000:.0f} ms p50 end-to-end, 1 user, 48 tokens "
         "(SmolLM2 on 2 CPU cores) | not measured (no cloud endpoint here) |",
-        f"| **Total cost savings** | **{c['savings_pct']:.0f}%** over 36 months (break-even in "
-        f"month {c['break_even_month']:.0f}) | - |"
+        f"| **Total cost savings** | **{c['savings_pct']:.0f}%** vs the cheapest AWS option able "
+        f"to carry the workload ({c['cheapest_option']}; break-even "
+        f"{month(c.get('break_even_month'))}); {c['savings_pct_on_demand']:.0f}% vs on-demand "
+        f"(break-even {month(c.get('break_even_month_on_demand'))}), over {months} months | - |"
         if c.get("savings_pct") is not None
         else "| **Total cost savings** | n/a | - |",
+        f"| **Cost per 1M output tokens** | {per_1m(c.get('usd_per_1m_owned'))} owned (planned "
+        f"throughput) | {per_1m(c.get('usd_per_1m_cheapest'))} cheapest AWS option, "
+        f"{per_1m(c.get('usd_per_1m_on_demand'))} AWS on-demand, "
+        f"{per_1m(c.get('usd_per_1m_api'))} {c.get('api') or 'cloud API'} (list price) |",
         "",
         "| Quality (held-out set) | base SmolLM2 | fine-tuned |",
         "|---|---|---|",

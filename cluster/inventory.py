@@ -62,8 +62,18 @@ class Site(_Strict):
     colocation_usd_per_kw_month: float = Field(ge=0)
     support_pct_per_year: float = Field(ge=0, le=100)
     amortization_years: float = Field(gt=0, le=15)
-    staff_usd_per_year: float = Field(ge=0)
-    setup_usd: float = Field(ge=0, description="one-off setup: racking, network, install")
+    staff_usd_per_node_year: float = Field(ge=0, description="platform staff per server a year")
+    setup_usd: float = Field(ge=0, description="one-off setup of a fleet: racking, install")
+    network_storage_pct: float = Field(
+        default=0, ge=0, le=100, description="switches, cabling and storage, % of capex"
+    )
+    spares_pct: float = Field(default=0, ge=0, le=100, description="spares bought, % of capex")
+    cost_of_capital_pct: float = Field(
+        default=0, ge=0, le=50, description="what cash paid up front would earn a year, %"
+    )
+    residual_value_pct: float = Field(
+        default=0, ge=0, le=100, description="resale value at the end of the horizon, % of capex"
+    )
 
 
 class Inventory(_Strict):

@@ -224,9 +224,10 @@ class Ledger:
     def import_ray_jobs(self, jobs: Iterable[Any], default_accelerator: str = "CPU") -> int:
         """Add finished Ray jobs (``JobSubmissionClient.list_jobs()``) that are not recorded yet.
 
-        A job that recorded itself is matched by submission id and only has its status and end
-        time filled in if its driver died before it could close its own record. Returns how
-        many workloads were added.
+        A job that recorded itself is matched by submission id; if its driver died before it
+        could close its own record, the record gets Ray's status and end time and is charged
+        what the job declared it holds (``meta["holds"]``, see ``cluster.usage.track``).
+        Returns how many workloads were added.
         """
         added = 0
         for job in jobs:
@@ -236,20 +237,17 @@ class Ledger:
             status = str(getattr(job.status, "value", job.status))
             start = dt.datetime.fromtimestamp(job.start_time / 1000, dt.UTC).replace(tzinfo=None)
             end = dt.datetime.fromtimestamp(job.end_time / 1000, dt.UTC).replace(tzinfo=None)
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn:
                 row = conn.execute(
-                    sa.select(workloads.c.id, workloads.c.status).where(
+                    sa.select(workloads.c.id, workloads.c.status, workloads.c.meta).where(
                         workloads.c.submission_id == sid
                     )
                 ).first()
-                if row is not None:
-                    if row.status == "RUNNING":
-                        conn.execute(
-                            workloads.update()
-                            .where(workloads.c.id == row.id)
-                            .values(status=status, ended_at=end)
-                        )
-                    continue
+            if row is not None:
+                if row.status == "RUNNING":
+                    holds = json.loads(row.meta or "{}").get("holds") or []
+                    self.finish(row.id, status, [Allocation(**h) for h in holds], ended_at=end)
+                continue
             meta = dict(job.metadata or {})
             kind = meta.get("kind") or kind_from_entrypoint(job.entrypoint or "")
             wid = self.start(

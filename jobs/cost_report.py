@@ -1,4 +1,4 @@
-"""Cost and capacity planning: on-prem fleet vs AWS (on-demand, reserved, spot).
+"""Cost and capacity planning: an on-prem fleet vs every AWS price option and the cloud API.
 
     python -m jobs.cost_report --config jobs/configs/cost/demo.yaml
     python -m jobs.cost_report --config jobs/configs/cost/onprem.yaml --pricing live
@@ -6,9 +6,10 @@
         python -m jobs.cost_report --config jobs/configs/cost/onprem.yaml
 
 Reads the node inventory (cluster/inventory.yaml), the usage ledger, the newest serving
-benchmark (reports/bench/*/bench.json) and AWS prices (the shipped snapshot by default; with
-``--pricing live`` boto3 pulls them and caches them, falling back to the cache, then the
-snapshot). Writes reports/cost/<date>/: report.md, report.html, charts, CSVs, summary.json.
+benchmark (reports/bench/*/bench.json) and AWS prices: on-demand, Reserved Instances, Savings
+Plans, Capacity Blocks and spot (the shipped snapshot by default; with ``--pricing live`` boto3
+pulls them and caches them, falling back to the cache, then the snapshot). Writes
+reports/cost/<date>/: report.md, report.html, charts, CSVs, summary.json.
 Exit codes: 0 done, 1 failed while running, 2 bad config or input.
 """
 
@@ -24,6 +25,7 @@ from cluster.usage import track
 from jobs.cost.config import CostConfig
 from jobs.cost.report import write_report
 from jobs.cost.run import analyze, preflight
+from jobs.cost.tables import pct
 
 log = logging.getLogger("jobs.cost_report")
 
@@ -31,8 +33,17 @@ log = logging.getLogger("jobs.cost_report")
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     cfg = cli_config(CostConfig, "Cost and capacity planning: on-prem vs AWS.", argv)
+    # the command line that would fill missing prices: this one with pricing=live
+    args, kept = list(sys.argv[1:] if argv is None else argv), []
+    while args:
+        arg = args.pop(0)
+        if arg == "--pricing" and args:
+            args.pop(0)
+        elif not arg.lstrip("-").startswith("pricing="):
+            kept.append(arg)
+    command = " ".join(["python -m jobs.cost_report", *kept])
     try:
-        inputs = preflight(cfg)
+        inputs = preflight(cfg, command=command)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -47,16 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         log.exception("the cost report failed; the previous report (if any) is unchanged")
         return 1
-    p, od = result["planned"], result["planned"]["options"]["on-demand"]
+    p = result["planned"]
+    best, od = p["cheapest"], p["on_demand"]
     log.info(
-        "fleet %s at %.0f%% utilization over %d months: setup $%s, maintenance $%s/year, "
-        "savings vs on-demand %s",
+        "fleet %s at %.0f%% utilization over %d months: owned $%s; owning saves %s vs the "
+        "cheapest AWS option (%s) and %s vs on-demand",
         p["fleet"],
-        p["target_utilization"] * 100,
+        p["utilization"] * 100,
         p["months"],
-        f"{p['setup_usd']:,.0f}",
-        f"{p['maintenance_per_year_usd']:,.0f}",
-        f"{od['savings_pct']:.1f}%" if od.get("savings_pct") is not None else "n/a",
+        f"{p['owned']['total_usd']:,.0f}",
+        pct(best["savings_pct"]),
+        best["option"],
+        pct(od["savings_pct"]),
     )
     log.info("report: %s", folder / "report.md")
     return 0

@@ -16,7 +16,7 @@ import sys
 from cluster import paths
 from cluster.config import cli_config
 from cluster.logs import setup_logging
-from cluster.usage import track
+from cluster.usage import cluster_gpu_type, node_accelerator_type, track, workers_held
 from jobs.eval.config import EvalConfig
 from jobs.eval.run import EvalInputError, evaluate, preflight
 
@@ -32,7 +32,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     log.info("%s", ", ".join(f"{k}: {len(v)} examples" for k, v in sets.items()))
-    with track("evaluate", cfg.name, meta={"candidates": [c.name for c in cfg.candidates]}) as run:
+    # Batch candidates run on vLLM engines (one bundle per tensor-parallel rank, per replica):
+    # charged those, also if the run fails or stops.
+    holds = []
+    if any(c.kind == "batch" for c in cfg.candidates):
+        e = cfg.engine
+        accel = (cluster_gpu_type() or "GPU") if e.gpus else node_accelerator_type()
+        ranks = e.replicas * len(e.placement()["bundles"])
+        holds.append(workers_held(accel, ranks, e.cpus, e.gpus))
+    meta = {"candidates": [c.name for c in cfg.candidates]}
+    with track("evaluate", cfg.name, meta=meta, holds=holds) as run:
         result = evaluate(cfg, sets)
         run.meta.update(wall_s=result["wall_s"])
     for line in result["verdict"]:

@@ -28,6 +28,7 @@ from jobs.train.run import (
     make_trainer,
     preflight,
     register,
+    requested,
     save_run_inputs,
     write_outputs,
 )
@@ -76,14 +77,19 @@ def main(argv: list[str] | None = None) -> int:
         pre.run_dir,
     )
     t0 = time.monotonic()
-    with track("finetune", cfg.run_name, meta={"model": cfg.model}) as run:
-        result = make_trainer(cfg, pre, ds_config).fit()
-        if result.error:
-            log.error("training failed: %s", result.error)
-            return 1
-        summary = write_outputs(cfg, pre, result, time.monotonic() - t0)
-        run.allocations = allocations(cfg, summary.get("placement") or [])
-        run.meta.update(steps=summary.get("steps"), tokens_seen=summary.get("tokens_seen"))
+    # Charged the worker group from the start: a run that fails or is stopped half-way held it.
+    holds = requested(cfg)
+    try:
+        with track("finetune", cfg.run_name, meta={"model": cfg.model}, holds=holds) as run:
+            result = make_trainer(cfg, pre, ds_config).fit()
+            if result.error:
+                raise result.error
+            summary = write_outputs(cfg, pre, result, time.monotonic() - t0)
+            run.allocations = allocations(cfg, summary.get("placement") or [])
+            run.meta.update(steps=summary.get("steps"), tokens_seen=summary.get("tokens_seen"))
+    except Exception as exc:
+        log.error("training failed: %s", exc)
+        return 1
     if cfg.register_model:
         log.info("registered in the model store as %s", register(cfg, pre))
     log.info(

@@ -21,8 +21,10 @@ that month, on-demand, for every hour of it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
 
 from jobs.cost.tco import HOURS_PER_MONTH
 
@@ -74,25 +76,6 @@ class Shape:
     instance_hourly_usd: float  # on-demand
 
 
-@dataclass(frozen=True)
-class Month:
-    month: int
-    demand_requests_per_s: float
-    demand_tokens_per_s: float
-    replicas: int
-    units: float
-    nodes: int
-    new_nodes: int
-    onprem_monthly_usd: float
-    onprem_cumulative_usd: float
-    instances: int
-    cloud_monthly_usd: float
-    cloud_cumulative_usd: float
-
-    def row(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def plan(
     shape: Shape,
     base_requests_per_s: float,
@@ -100,46 +83,31 @@ def plan(
     growth_pct_per_month: float,
     months: int,
     headroom: float = 0.8,
-) -> list[Month]:
-    """Month-by-month replicas, nodes to buy and instances to rent (formulas above)."""
-    out: list[Month] = []
-    nodes = 0
-    onprem_cum = cloud_cum = 0.0
-    for m in range(months):
-        factor = (1 + growth_pct_per_month / 100.0) ** m
-        demand = base_tokens_per_s * factor
-        replicas = replicas_needed(demand, shape.tokens_per_s, headroom)
-        needed = hosts_needed(replicas, shape.units_per_replica, shape.units_per_node)
-        new = max(needed - nodes, 0)
-        nodes += new
-        onprem = new * shape.node_capex_usd + nodes * shape.node_opex_monthly_usd
-        onprem_cum += onprem
-        instances = hosts_needed(replicas, shape.units_per_replica, shape.units_per_instance)
-        cloud = instances * shape.instance_hourly_usd * HOURS_PER_MONTH
-        cloud_cum += cloud
-        out.append(
-            Month(
-                month=m,
-                demand_requests_per_s=base_requests_per_s * factor,
-                demand_tokens_per_s=demand,
-                replicas=replicas,
-                units=replicas * shape.units_per_replica,
-                nodes=nodes,
-                new_nodes=new,
-                onprem_monthly_usd=onprem,
-                onprem_cumulative_usd=onprem_cum,
-                instances=instances,
-                cloud_monthly_usd=cloud,
-                cloud_cumulative_usd=cloud_cum,
-            )
-        )
-    return out
+) -> pd.DataFrame:
+    """Month-by-month replicas, nodes to buy and instances to rent (formulas above), one row a
+    month; nodes are bought as the load needs them and kept."""
+    m = np.arange(months)
+    factor = (1 + growth_pct_per_month / 100.0) ** m
+    df = pd.DataFrame({"month": m, "demand_requests_per_s": base_requests_per_s * factor,
+                       "demand_tokens_per_s": base_tokens_per_s * factor})  # fmt: skip
+    df["replicas"] = [replicas_needed(d, shape.tokens_per_s, headroom)
+                      for d in df.demand_tokens_per_s]  # fmt: skip
+    df["units"] = df.replicas * shape.units_per_replica
+    hosts = [hosts_needed(r, shape.units_per_replica, shape.units_per_node) for r in df.replicas]
+    df["nodes"] = np.maximum.accumulate(hosts)  # owned: never fewer than last month
+    df["new_nodes"] = df.nodes.diff().fillna(df.nodes)
+    df["onprem_monthly_usd"] = (df.new_nodes * shape.node_capex_usd
+                                + df.nodes * shape.node_opex_monthly_usd)  # fmt: skip
+    df["onprem_cumulative_usd"] = df.onprem_monthly_usd.cumsum()
+    df["instances"] = [hosts_needed(r, shape.units_per_replica, shape.units_per_instance)
+                       for r in df.replicas]  # fmt: skip
+    df["cloud_monthly_usd"] = df.instances * shape.instance_hourly_usd * HOURS_PER_MONTH
+    df["cloud_cumulative_usd"] = df.cloud_monthly_usd.cumsum()
+    return df
 
 
-def crossover_month(months: list[Month]) -> int | None:
+def crossover_month(plan: pd.DataFrame) -> int | None:
     """First month from which buying has cost no more than renting, cumulatively; None if
     renting stays cheaper over the whole plan."""
-    for i, mo in enumerate(months):
-        if all(x.onprem_cumulative_usd <= x.cloud_cumulative_usd for x in months[i:]):
-            return mo.month
-    return None
+    ahead = (plan.onprem_cumulative_usd <= plan.cloud_cumulative_usd)[::-1].cummin()[::-1]
+    return int(plan.month[ahead].iloc[0]) if ahead.any() else None

@@ -2,9 +2,11 @@
 
 Two views of the same question, "is owning cheaper than renting?":
 
+- **planned** (modelled): ``fleet`` and every fleet of ``scenarios`` run for ``horizon_months``
+  at ``target_utilization``, against every way AWS rents the same GPUs and against the cloud
+  API the team pays per token (``api``), at each scenario's planned throughput;
 - **measured**: what the ledger recorded on ``measured_fleet`` over the period, against what that
-  fleet cost busy or idle;
-- **planned**: ``fleet`` run for ``horizon_months`` at ``target_utilization``.
+  fleet cost busy or idle.
 
 Every check that can fail is made here or in ``run.preflight``, before any work.
 """
@@ -12,6 +14,7 @@ Every check that can fail is made here or in ``run.preflight``, before any work.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 from pathlib import Path
 from typing import Literal
@@ -37,8 +40,6 @@ class CapacityConfig(BaseModel):
     tokens_per_day: float | None = Field(
         default=None, gt=0, description="load today as output tokens per day (instead of req/s)"
     )
-    prompt_tokens: int = Field(default=512, ge=1, description="typical prompt length, tokens")
-    output_tokens: int = Field(default=256, ge=1, description="typical answer length, tokens")
     slo_p95_s: float = Field(default=10.0, gt=0, description="p95 end-to-end latency target, s")
     growth_pct_per_month: float = Field(
         default=5.0, ge=-50, le=200, description="load growth per month, %"
@@ -81,6 +82,53 @@ class CapacityConfig(BaseModel):
         return float(self.gpus_per_replica) if self.gpus_per_replica else self.cpus_per_replica
 
 
+class ApiPrice(BaseModel):
+    """What a cloud model API charges, USD per 1M tokens (the team's bill today)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="the API model, e.g. fine-tuned gpt-4o")
+    input_usd_per_1m: float = Field(ge=0, description="prompt tokens, USD per 1M")
+    output_usd_per_1m: float = Field(ge=0, description="generated tokens, USD per 1M")
+    training_usd_per_1m: float | None = Field(default=None, ge=0, description="fine-tuning tokens")
+    source: str = Field(min_length=1, description="where the prices come from, and their date")
+
+    def per_1m_output(self, prompt_tokens: int, output_tokens: int) -> float:
+        """USD per 1M generated tokens with their prompts: output + prompt/output x input."""
+        return self.output_usd_per_1m + prompt_tokens / output_tokens * self.input_usd_per_1m
+
+
+_OPENAI = (
+    "OpenAI list prices for fine-tuned models (since 2024; reported unchanged in April 2026 by "
+    "tokenmix.ai's pricing guide; project field notes)"
+)
+DEFAULT_API = [  # name, input, output, training: USD per 1M tokens
+    ApiPrice(name=n, input_usd_per_1m=i, output_usd_per_1m=o, training_usd_per_1m=t, source=_OPENAI)
+    for n, i, o, t in (
+        ("fine-tuned gpt-4o", 3.75, 15.0, 25.0),
+        ("fine-tuned gpt-4o-mini", 0.30, 1.20, 3.00),
+    )
+]
+
+
+class Scenario(BaseModel):
+    """A fleet of the inventory and the model it would serve and tune, with planned rates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fleet: str = Field(description="a fleet of the inventory")
+    model: str = Field(min_length=1, description="what it serves, e.g. 8B-class, bf16")
+    params_b: float = Field(gt=0, le=2000, description="parameters, billions (training FLOPs)")
+    serve_tokens_per_s: dict[str, float] = Field(
+        description="planned output tokens/s per GPU, by GPU model (a GPU model left out serves "
+        "nothing of this model)"
+    )
+    train_mfu: float = Field(
+        default=0.35, gt=0, le=1, description="planned MFU of LoRA fine-tuning (training tokens/s)"
+    )
+    source: str = Field(min_length=1, description="where the planned rates come from")
+
+
 class CostConfig(JobConfig):
     """``python -m jobs.cost_report``: on-prem vs AWS cost, savings, break-even, capacity."""
 
@@ -95,7 +143,7 @@ class CostConfig(JobConfig):
     )
     measured_site: dict[str, float] = Field(
         default_factory=dict,
-        description="site figures that differ for measured_fleet, e.g. {staff_usd_per_year: 0}",
+        description="site figures that differ for measured_fleet, e.g. {pue: 1.0}",
     )
     period_days: float = Field(default=30, gt=0, le=3660, description="ledger period, days")
     since: dt.datetime | None = Field(default=None, description="period start (UTC)")
@@ -138,6 +186,21 @@ class CostConfig(JobConfig):
     capacity: CapacityConfig | None = Field(
         default=None, description="load to plan for; omit to skip the capacity plan"
     )
+    prompt_tokens: int = Field(default=512, ge=1, description="typical prompt length, tokens")
+    output_tokens: int = Field(default=256, ge=1, description="typical answer length, tokens")
+    block_days: int = Field(
+        default=7, ge=1, le=182, description="Capacity Block length priced with pricing=live, days"
+    )
+    api: list[ApiPrice] = Field(
+        default_factory=lambda: list(DEFAULT_API),
+        min_length=1,
+        description="cloud API prices to compare per token; the first is what the team pays",
+    )
+    scenarios: list[Scenario] = Field(
+        default_factory=list,
+        description="fleets side by side with their planned throughput (one for `fleet` gives "
+        "the Results table its cost per 1M tokens)",
+    )
 
     @field_validator("since", "until")
     @classmethod
@@ -150,6 +213,11 @@ class CostConfig(JobConfig):
     @property
     def measured(self) -> str:
         return self.measured_fleet or self.fleet
+
+    @property
+    def fleets(self) -> list[str]:
+        """The headline fleet, then every other scenario's."""
+        return list(dict.fromkeys([self.fleet, *(s.fleet for s in self.scenarios)]))
 
     def snapshot_path(self) -> Path:
         return Path(self.snapshot) if self.snapshot else (newest_book(PRICING_DIR) or PRICING_DIR)
@@ -208,6 +276,7 @@ class CostConfig(JobConfig):
         names = {"fleet": self.fleet}
         if self.measured != self.fleet:
             names["measured_fleet"] = self.measured
+        names.update({f"scenarios.{i}.fleet": s.fleet for i, s in enumerate(self.scenarios)})
         for field, name in names.items():
             if name not in known:
                 out.append(
@@ -220,8 +289,10 @@ class CostConfig(JobConfig):
                 )
         if out:
             return out
-        for name in dict.fromkeys([self.fleet, self.measured]):
-            field = "fleet" if name == self.fleet else "measured_fleet"
+        first: dict[str, str] = {}  # fleet -> the first field naming it
+        for field, name in names.items():
+            first.setdefault(name, field)
+        for name, field in first.items():
             try:
                 fleet = load_inventory(inv, name)
             except ConfigError as exc:
@@ -231,6 +302,17 @@ class CostConfig(JobConfig):
                 continue
             models = {n.accelerator_type for n in fleet.nodes}
             out += check_models(models, self.equivalence, f"{field} {name}: gpu.model")
+            for i, sc in enumerate(self.scenarios):
+                for gpu in sorted(set(sc.serve_tokens_per_s) - models) if sc.fleet == name else ():
+                    hint = difflib.get_close_matches(gpu, models, n=1)
+                    out.append(
+                        Problem(
+                            f"scenarios.{i}.serve_tokens_per_s",
+                            gpu,
+                            f"is not a GPU model of fleet {name!r} ({', '.join(sorted(models))})",
+                            f"did you mean {hint[0]}?" if hint else "name a GPU model it has",
+                        )
+                    )
             if name == self.measured and self.capacity:
                 accel = self.capacity.accelerator_type
                 if accel not in models:
@@ -248,33 +330,15 @@ class CostConfig(JobConfig):
     def _snapshot_problems(self) -> list[Problem]:
         path = self.snapshot_path()
         if not path.is_file():
-            return [
-                Problem(
-                    "snapshot",
-                    str(path),
-                    "no price snapshot found",
-                    "give snapshot=data/pricing/aws-<date>.json (the shipped one)",
-                )
-            ]
+            fix = "give snapshot=data/pricing/aws-<date>.json (the shipped one)"
+            return [Problem("snapshot", str(path), "no price snapshot found", fix)]
         try:
             book = load_price_book(path, "snapshot")
         except ConfigError as exc:
-            return [
-                Problem(
-                    f"snapshot ({path}): {p.field}",
-                    p.value,
-                    p.message,
-                    p.fix or "restore the shipped snapshot from git",
-                )
-                for p in exc.problems
-            ]
+            fix = "restore the shipped snapshot from git"
+            return [Problem(f"snapshot ({path}): {p.field}", p.value, p.message, p.fix or fix)
+                    for p in exc.problems]  # fmt: skip
         if self.pricing == "snapshot" and self.region not in book.regions:
-            return [
-                Problem(
-                    "region",
-                    self.region,
-                    f"is not in the snapshot {path}",
-                    f"use one of: {', '.join(book.regions)}, or --pricing live",
-                )
-            ]
+            fix = f"use one of: {', '.join(book.regions)}, or pricing=live"
+            return [Problem("region", self.region, f"is not in the snapshot {path}", fix)]
         return []

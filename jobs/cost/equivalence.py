@@ -6,7 +6,7 @@ is one GPU for GPU types and one vCPU for CPU-only nodes, so prices compare per 
 vCPU-hour whatever the node's size::
 
     rate = unit_rate("H100", book, "us-east-1")        # p5.48xlarge / 8 GPUs
-    rate.on_demand                                     # 6.88 USD per GPU-hour
+    rate.prices["on-demand"].hourly_usd                # 6.88 USD per GPU-hour
 
 CPU-only nodes (the laptop, a head node) map to a general-purpose instance priced per vCPU:
 ``m7i.xlarge`` (4 vCPU, 16 GiB, 4th-gen Xeon) by default, because an on-prem CPU node is an
@@ -17,11 +17,11 @@ A vCPU is a hardware thread; Ray's CPU count on a node is its threads, so the un
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cluster.config import Problem
 from cluster.inventory import CPU_TYPE
-from jobs.cost.prices import PriceBook
+from jobs.cost.prices import Price, PriceBook
 
 DEFAULT_GPU_INSTANCES = {
     "H100": "p5.48xlarge",  # 8 x H100 80 GB
@@ -49,28 +49,19 @@ class EquivalenceError(ValueError):
 
 @dataclass(frozen=True)
 class UnitRate:
-    """Cloud price of one unit (a GPU or a vCPU) of an accelerator type, USD per unit-hour."""
+    """What AWS charges for one unit (a GPU or a vCPU) of an accelerator type, per option:
+    the instance's prices divided by the units it holds."""
 
     accelerator_type: str
     instance_type: str
     unit: str  # "GPU" or "vCPU"
     units_per_instance: int
-    instance_on_demand: float
-    on_demand: float
-    reserved: dict[str, float] = field(default_factory=dict)  # term -> effective per unit-hour
-    reserved_upfront: dict[str, float] = field(default_factory=dict)  # term -> upfront per unit
-    reserved_hourly: dict[str, float] = field(default_factory=dict)  # term -> hourly per unit
-    spot: float | None = None  # median across zones, per unit-hour
-    spot_min: float | None = None
+    prices: dict[str, Price]  # option -> price per unit
     notes: tuple[str, ...] = ()
 
-    def option(self, name: str) -> float | None:
-        """Per unit-hour price of ``on-demand``, ``spot`` or a reserved term; None if unknown."""
-        if name == "on-demand":
-            return self.on_demand
-        if name == "spot":
-            return self.spot
-        return self.reserved.get(name)
+    @property
+    def on_demand(self) -> float:
+        return self.prices["on-demand"].hourly_usd
 
 
 def instance_for(
@@ -114,45 +105,32 @@ def unit_rate(
     cpu_instance: str = DEFAULT_CPU_INSTANCE,
 ) -> UnitRate:
     """Price per GPU-hour (GPU types) or vCPU-hour (CPU) from the instance that carries it."""
-    overrides = overrides or {}
-    itype = instance_for(accelerator_type, overrides, cpu_instance)
-    field_name = f"equivalence.{accelerator_type}"
+    itype = instance_for(accelerator_type, overrides or {}, cpu_instance)
     price = book.get(region, itype)
-    if price is None or price.on_demand_usd is None:
+
+    def refuse(message: str, fix: str) -> EquivalenceError:
+        return EquivalenceError([Problem(f"equivalence.{accelerator_type}", itype, message, fix)])
+
+    if price is None or "on-demand" not in price.prices:
         have = ", ".join(book.instance_types(region)) or "(none)"
-        raise EquivalenceError(
-            [
-                Problem(
-                    field_name,
-                    itype,
-                    f"is not priced in the {book.source} prices for {region} ({book.label()})",
-                    f"run with --pricing live, or map {accelerator_type} to one of: {have}",
-                )
-            ]
+        raise refuse(
+            f"is not priced in the {book.source} prices for {region} ({book.label()})",
+            f"run with pricing=live, or map {accelerator_type} to one of: {have}",
         )
     notes: list[str] = []
     if accelerator_type == CPU_TYPE:
         units, unit = price.vcpus, "vCPU"
         if not units:
-            raise EquivalenceError(
-                [Problem(field_name, itype, "has no vCPU count in the prices", "pull live prices")]
-            )
+            raise refuse("has no vCPU count in the prices", "pull live prices")
     else:
         if price.gpu is None:
-            raise EquivalenceError(
-                [
-                    Problem(
-                        field_name,
-                        itype,
-                        "carries no GPU according to the prices",
-                        f"map {accelerator_type} to a GPU instance, e.g. "
-                        f"{DEFAULT_GPU_INSTANCES.get(accelerator_type, 'p5.48xlarge')}",
-                    )
-                ]
+            example = DEFAULT_GPU_INSTANCES.get(accelerator_type, "p5.48xlarge")
+            raise refuse(
+                "carries no GPU according to the prices",
+                f"map {accelerator_type} to a GPU instance, e.g. {example}",
             )
         units, unit = price.gpu.count, "GPU"
-        expected = _AWS_GPU_NAME.get(accelerator_type, accelerator_type)
-        if price.gpu.name != expected:
+        if price.gpu.name != _AWS_GPU_NAME.get(accelerator_type, accelerator_type):
             notes.append(
                 f"{itype} carries {price.gpu.name}, not {accelerator_type}: the comparison "
                 "is with a different GPU"
@@ -163,12 +141,11 @@ def unit_rate(
         instance_type=itype,
         unit=unit,
         units_per_instance=units,
-        instance_on_demand=price.on_demand_usd,
-        on_demand=price.on_demand_usd * per,
-        reserved={t: r.effective_hourly_usd * per for t, r in price.reserved.items()},
-        reserved_upfront={t: r.upfront_usd * per for t, r in price.reserved.items()},
-        reserved_hourly={t: r.hourly_usd * per for t, r in price.reserved.items()},
-        spot=price.spot.median_usd * per if price.spot else None,
-        spot_min=price.spot.min_usd * per if price.spot else None,
+        prices={
+            option: p.model_copy(
+                update={"hourly_usd": p.hourly_usd * per, "upfront_usd": p.upfront_usd * per}
+            )
+            for option, p in price.prices.items()
+        },
         notes=tuple(notes),
     )

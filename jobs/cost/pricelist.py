@@ -5,9 +5,9 @@ Each entry of ``pricing.get_products(..., FormatVersion="aws_v1")["PriceList"]``
 ``terms``: ``OnDemand.*.priceDimensions.*.pricePerUnit.USD`` (unit ``Hrs``) and
 ``Reserved.*`` whose ``termAttributes`` give ``LeaseContractLength`` (1yr/3yr),
 ``PurchaseOption`` (No/Partial/All Upfront) and ``OfferingClass``, with an "Upfront Fee"
-dimension (unit ``Quantity``) beside the hourly one.
+dimension (unit ``Quantity``) beside the hourly one. The shape is checked by pydantic models::
 
-    offers = [parse_offer(s) for s in page["PriceList"]]
+    offers = [parse_offer(s, as_of="2026-11-27") for s in page["PriceList"]]
     prices = merge_offers(offers)          # {"p5.48xlarge": InstancePrice(...)}
 
 Anything missing or malformed raises :class:`PriceListError` naming the instance type and the
@@ -20,9 +20,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from jobs.cost.prices import InstancePrice, Reserved, effective_hourly, term_years
+from pydantic import BaseModel, Field, NonNegativeFloat, ValidationError, field_validator
+
+from jobs.cost.prices import PAYMENTS, InstancePrice, Price
+
+SOURCE = "aws-price-list"
+HOURLY = ("Hrs", "Hours")
 
 
 class PriceListError(ValueError):
@@ -34,6 +39,33 @@ class PriceListError(ValueError):
         super().__init__(f"PriceList entry for {instance_type}: {field_path} {message}")
 
 
+class _Dimension(BaseModel):
+    unit: str
+    pricePerUnit: dict[Literal["USD"], NonNegativeFloat] = Field(min_length=1)
+
+
+class _Term(BaseModel):
+    priceDimensions: dict[str, _Dimension] = Field(min_length=1)
+    termAttributes: dict[str, str] = Field(default_factory=dict)
+
+
+class _Attributes(BaseModel):
+    instanceType: str = Field(min_length=1)
+    regionCode: str
+    vcpu: int | None = None
+    capacitystatus: str = "Used"
+
+    @field_validator("vcpu", mode="before")
+    @classmethod
+    def _not_applicable(cls, v: Any) -> Any:
+        return None if v in ("", "NA") else v
+
+
+class _Entry(BaseModel):
+    product: dict[str, Any]
+    terms: dict[Literal["OnDemand", "Reserved"], dict[str, _Term]]
+
+
 @dataclass
 class Offer:
     """One parsed PriceList entry."""
@@ -43,134 +75,71 @@ class Offer:
     capacity_status: str
     sku: str
     vcpus: int | None
-    on_demand_usd: float | None
-    reserved: dict[str, Reserved] = field(default_factory=dict)
+    prices: dict[str, Price] = field(default_factory=dict)  # on-demand and RI terms
 
 
-def _get(node: Any, path: list[str], itype: str, where: str) -> Any:
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            raise PriceListError(itype, ".".join([where, *path]), "is missing")
-        node = node[key]
-    return node
+def _fail(itype: str, err: ValidationError, prefix: str = "") -> PriceListError:
+    e = err.errors()[0]
+    where = prefix + ".".join(str(x) for x in e["loc"])
+    return PriceListError(itype, where, f"is missing or invalid ({e['msg']})")
 
 
-def _usd(dim: Any, itype: str, where: str) -> float:
-    raw = _get(dim, ["pricePerUnit", "USD"], itype, where)
+def _reserved(code: str, term: _Term, itype: str) -> tuple[str, float, float] | None:
+    """(option, upfront, hourly) of a standard reserved term; None for convertible ones."""
+    attrs = term.termAttributes
+    if attrs.get("OfferingClass", "standard") != "standard":
+        return None  # convertible reservations cost more; the report compares standard ones
+    option = f"RI {attrs.get('LeaseContractLength')} {attrs.get('PurchaseOption')}"
+    if option not in {f"RI {t} {p}" for t in ("1yr", "3yr") for p in PAYMENTS}:
+        where = f"terms.Reserved.{code}.termAttributes"
+        raise PriceListError(itype, where, f"has an unknown term {option[3:]!r}")
+    dims = term.priceDimensions.values()
+    upfront = sum(d.pricePerUnit["USD"] for d in dims if d.unit == "Quantity")
+    return option, upfront, sum(d.pricePerUnit["USD"] for d in dims if d.unit in HOURLY)
+
+
+def parse_offer(raw: str | dict[str, Any], as_of: str) -> Offer:
+    """Parse one PriceList entry (the JSON string as the API returns it), observed ``as_of``."""
     try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise PriceListError(
-            itype, f"{where}.pricePerUnit.USD", f"is not a number ({raw!r})"
-        ) from None
-    if value < 0:
-        raise PriceListError(itype, f"{where}.pricePerUnit.USD", f"is negative ({raw!r})")
-    return value
-
-
-def _dimensions(term: Any, itype: str, where: str) -> dict[str, Any]:
-    dims = _get(term, ["priceDimensions"], itype, where)
-    if not isinstance(dims, dict) or not dims:
-        raise PriceListError(itype, f"{where}.priceDimensions", "is empty or not an object")
-    return dims
-
-
-def _on_demand(terms: dict[str, Any], itype: str) -> float | None:
-    on_demand = terms.get("OnDemand")
-    if on_demand is None:
-        return None
-    if not isinstance(on_demand, dict):
-        raise PriceListError(itype, "terms.OnDemand", "is not an object")
-    hourly = []
-    for code, term in on_demand.items():
-        where = f"terms.OnDemand.{code}"
-        for dcode, dim in _dimensions(term, itype, where).items():
-            unit = _get(dim, ["unit"], itype, f"{where}.priceDimensions.{dcode}")
-            if unit in ("Hrs", "Hours"):
-                hourly.append(_usd(dim, itype, f"{where}.priceDimensions.{dcode}"))
-    if not hourly:
-        raise PriceListError(itype, "terms.OnDemand", "has no hourly (unit Hrs) dimension")
-    return hourly[0]
-
-
-def _reserved(terms: dict[str, Any], itype: str) -> dict[str, Reserved]:
-    reserved = terms.get("Reserved") or {}
-    if not isinstance(reserved, dict):
-        raise PriceListError(itype, "terms.Reserved", "is not an object")
-    out: dict[str, Reserved] = {}
-    for code, term in reserved.items():
-        where = f"terms.Reserved.{code}"
-        attrs = _get(term, ["termAttributes"], itype, where)
-        if attrs.get("OfferingClass", "standard") != "standard":
-            continue  # convertible reservations cost more; the report compares standard ones
-        length = _get(attrs, ["LeaseContractLength"], itype, f"{where}.termAttributes")
-        option = _get(attrs, ["PurchaseOption"], itype, f"{where}.termAttributes")
-        name = f"{length} {option}"
-        try:
-            years = term_years(name)
-        except ValueError:
-            raise PriceListError(
-                itype, f"{where}.termAttributes", f"has an unknown term {name!r}"
-            ) from None
-        upfront = hourly = 0.0
-        for dcode, dim in _dimensions(term, itype, where).items():
-            dwhere = f"{where}.priceDimensions.{dcode}"
-            unit = _get(dim, ["unit"], itype, dwhere)
-            if unit == "Quantity":
-                upfront += _usd(dim, itype, dwhere)
-            elif unit in ("Hrs", "Hours"):
-                hourly += _usd(dim, itype, dwhere)
-            else:
-                raise PriceListError(itype, f"{dwhere}.unit", f"is unexpected ({unit!r})")
-        out[name] = Reserved(
-            upfront_usd=upfront,
-            hourly_usd=hourly,
-            effective_hourly_usd=effective_hourly(upfront, hourly, years),
-        )
-    return out
-
-
-def parse_offer(raw: str | dict[str, Any]) -> Offer:
-    """Parse one PriceList entry (the JSON string as the API returns it)."""
-    if isinstance(raw, str):
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise PriceListError("(unknown)", "PriceList entry", f"is not JSON ({exc})") from None
-    else:
-        data = raw
+        data = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError as exc:
+        raise PriceListError("(unknown)", "PriceList entry", f"is not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise PriceListError("(unknown)", "PriceList entry", "is not a JSON object")
-    product = data.get("product")
-    attrs = product.get("attributes") if isinstance(product, dict) else None
-    if not isinstance(attrs, dict):
-        raise PriceListError("(unknown)", "product.attributes", "is missing")
-    itype = attrs.get("instanceType")
-    if not isinstance(itype, str) or not itype:
-        raise PriceListError("(unknown)", "product.attributes.instanceType", "is missing")
-    region = _get(attrs, ["regionCode"], itype, "product.attributes")
-    terms = _get(data, ["terms"], itype, "")
-    if not isinstance(terms, dict):
-        raise PriceListError(itype, "terms", "is not an object")
-    vcpu_raw = attrs.get("vcpu")
+    product = data.get("product") if isinstance(data.get("product"), dict) else {}
     try:
-        vcpus = int(vcpu_raw) if vcpu_raw not in (None, "", "NA") else None
-    except (TypeError, ValueError):
-        raise PriceListError(
-            itype, "product.attributes.vcpu", f"is not a number ({vcpu_raw!r})"
-        ) from None
-    offer = Offer(
-        instance_type=itype,
-        region=str(region),
-        capacity_status=str(attrs.get("capacitystatus", "Used")),
-        sku=str(product.get("sku", "")),
-        vcpus=vcpus,
-        on_demand_usd=_on_demand(terms, itype),
-        reserved=_reserved(terms, itype),
-    )
-    if offer.on_demand_usd is None and not offer.reserved:
+        attrs = _Attributes.model_validate(product.get("attributes"))
+    except ValidationError as err:
+        itype = str((product.get("attributes") or {}).get("instanceType") or "(unknown)")
+        raise _fail(itype, err, "product.attributes.") from None
+    itype = attrs.instanceType
+    try:
+        entry = _Entry.model_validate(data)
+    except ValidationError as err:
+        raise _fail(itype, err) from None
+    prices: dict[str, Price] = {}
+    for code, term in entry.terms.get("OnDemand", {}).items():
+        hourly = [d.pricePerUnit["USD"] for d in term.priceDimensions.values() if d.unit in HOURLY]
+        if not hourly:
+            raise PriceListError(itype, f"terms.OnDemand.{code}", "has no hourly (unit Hrs) price")
+        prices["on-demand"] = Price(hourly_usd=hourly[0], source=SOURCE, as_of=as_of)
+    for code, term in entry.terms.get("Reserved", {}).items():
+        found = _reserved(code, term, itype)
+        if found:
+            option, upfront, hourly = found
+            prices[option] = Price(
+                hourly_usd=hourly, upfront_usd=upfront, source=SOURCE, as_of=as_of
+            )
+    if not prices:
         raise PriceListError(itype, "terms", "has neither OnDemand nor Reserved prices")
-    return offer
+    return Offer(
+        itype,
+        attrs.regionCode,
+        attrs.capacitystatus,
+        str(product.get("sku", "")),
+        attrs.vcpu,
+        prices,
+    )
 
 
 def merge_offers(offers: list[Offer]) -> dict[str, InstancePrice]:
@@ -183,22 +152,12 @@ def merge_offers(offers: list[Offer]) -> dict[str, InstancePrice]:
     for offer in offers:
         if offer.capacity_status != "Used":
             continue  # UnusedCapacityReservation / AllocatedHost rows duplicate the type
-        seen = by_type.get(offer.instance_type)
-        if seen is None:
-            by_type[offer.instance_type] = offer
-        elif (seen.on_demand_usd, seen.reserved) != (offer.on_demand_usd, offer.reserved):
+        seen = by_type.setdefault(offer.instance_type, offer)
+        if seen.prices != offer.prices:
             raise PriceListError(
                 offer.instance_type,
                 "product.sku",
                 f"has two different offers ({seen.sku}, {offer.sku}) in {offer.region}; "
                 "narrow the filters (operatingSystem, tenancy, preInstalledSw, licenseModel)",
             )
-    return {
-        itype: InstancePrice(
-            vcpus=o.vcpus,
-            on_demand_usd=o.on_demand_usd,
-            reserved=o.reserved,
-            sources=["aws-price-list"],
-        )
-        for itype, o in by_type.items()
-    }
+    return {t: InstancePrice(vcpus=o.vcpus, prices=o.prices) for t, o in by_type.items()}

@@ -1,14 +1,23 @@
-"""The AWS price book: on-demand, reserved and spot prices plus GPU facts per instance type and
-region, with where every figure came from and when.
+"""The AWS price book: every way AWS rents an instance type, per region, each price with its
+source and date.
 
 One JSON format serves the shipped snapshot (``data/pricing/aws-<date>.json``), the cache of
 live pulls (``<state>/pricing-cache/aws-<date>.json``) and the live pull itself::
 
     book = load_price_book("data/pricing/aws-2026-08.json", source="snapshot")
-    book.get("us-east-1", "p5.48xlarge").on_demand_usd     # 55.04
+    book.get("us-east-1", "p5.48xlarge").prices["on-demand"].hourly_usd     # 55.04
 
-A figure that is not known is absent (``null``), never guessed: ``reserved`` is empty and
-``spot`` is null unless a source gave them, and the report says "not in snapshot".
+The options (:data:`OPTIONS`) and how each is paid:
+
+- ``on-demand``, ``spot``, ``Capacity Block``: per hour used. A Capacity Block is GPU capacity
+  booked ahead for whole days at an effective hourly rate (fee up front per block); spot can be
+  reclaimed at two minutes' notice, so it cannot promise to carry a planned workload;
+- ``RI``, ``EC2 Instance SP``, ``Compute SP`` with a 1- or 3-year term and a payment option:
+  commitments, paid for every hour of the term, used or not: ``upfront_usd`` at the start of
+  each term plus ``hourly_usd``.
+
+A figure without a source is absent, never guessed; the report shows it as missing and names the
+command that fills it (``pricing=live``).
 """
 
 from __future__ import annotations
@@ -23,38 +32,52 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cluster.config import ConfigError, Problem, problems_from_validation
 
 HOURS_PER_YEAR = 8760
-# Reserved terms as the Price List names them: LeaseContractLength + PurchaseOption.
-TERMS = (
-    "1yr No Upfront",
-    "1yr Partial Upfront",
-    "1yr All Upfront",
-    "3yr No Upfront",
-    "3yr Partial Upfront",
-    "3yr All Upfront",
+PAYMENTS = ("No Upfront", "Partial Upfront", "All Upfront")
+COMMITMENTS = ("RI", "EC2 Instance SP", "Compute SP")
+BUSY_PAID = ("on-demand", "spot", "Capacity Block")  # paid per hour used
+OPTIONS = (
+    *BUSY_PAID,
+    *(f"{c} {t} {p}" for c in COMMITMENTS for t in ("1yr", "3yr") for p in PAYMENTS),
 )
+FAMILIES = {  # how the report names a family of options, and what fills it
+    "RI": "Reserved Instances (standard, 1yr/3yr, No/Partial/All Upfront)",
+    "EC2 Instance SP": "EC2 Instance Savings Plans (1yr/3yr, No/Partial/All Upfront)",
+    "Compute SP": "Compute Savings Plans (1yr/3yr, No/Partial/All Upfront)",
+    "Capacity Block": "EC2 Capacity Blocks for ML",
+    "spot": "spot",
+    "on-demand": "on-demand",
+}
 Source = Literal["live", "cache", "snapshot"]
+Option = Literal[OPTIONS]
+
+
+def family(option: str) -> str:
+    return next(f for f in FAMILIES if option.startswith(f))
+
+
+def term_years(option: str) -> int | None:
+    """``"RI 3yr All Upfront"`` -> 3; None for options paid per hour used."""
+    match = re.search(r" (\d)yr ", option)
+    return int(match.group(1)) if match else None
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Reserved(_Strict):
-    """A standard reserved instance for one term and payment option."""
+class Price(_Strict):
+    """One way to rent one instance (USD per instance), where the figure came from and when."""
 
-    upfront_usd: float = Field(ge=0, description="paid once at the start of the term")
-    hourly_usd: float = Field(ge=0, description="paid every hour of the term, used or not")
-    effective_hourly_usd: float = Field(ge=0, description="upfront / hours in term + hourly")
-
-
-class Spot(_Strict):
-    """Spot price across availability zones (the latest price in each zone)."""
-
-    min_usd: float = Field(ge=0)
-    median_usd: float = Field(ge=0)
-    zones: dict[str, float] = Field(default_factory=dict, description="zone -> USD/hour")
-    as_of: str = Field(description="when the spot prices were observed")
+    hourly_usd: float = Field(ge=0, description="per hour used, or per hour of the term")
+    upfront_usd: float = Field(default=0.0, ge=0, description="at the start of each term")
     source: str = Field(description="key into the book's sources")
+    as_of: str = Field(description="when the figure was observed or published")
+    note: str | None = None
+
+    def effective_hourly(self, option: str) -> float:
+        """Per hour over the whole term: ``upfront / (years * 8760) + hourly``."""
+        years = term_years(option)
+        return self.hourly_usd + (self.upfront_usd / (years * HOURS_PER_YEAR) if years else 0.0)
 
 
 class GpuFacts(_Strict):
@@ -66,25 +89,20 @@ class GpuFacts(_Strict):
 
 
 class InstancePrice(_Strict):
-    """Prices (USD per instance-hour, Linux, shared tenancy) of one instance type in a region."""
+    """An instance type in a region: its size and every price known for it."""
 
     vcpus: int | None = Field(default=None, ge=1)
     memory_mib: int | None = Field(default=None, ge=0)
     gpu: GpuFacts | None = None
-    on_demand_usd: float | None = Field(default=None, ge=0)
-    reserved: dict[str, Reserved] = Field(
-        default_factory=dict, description=f"by term: {', '.join(TERMS)}"
-    )
-    spot: Spot | None = None
-    sources: list[str] = Field(default_factory=list, description="keys into the book's sources")
-    notes: list[str] = Field(default_factory=list)
+    facts_source: str | None = Field(default=None, description="key of the vCPU/GPU facts' source")
+    prices: dict[Option, Price] = Field(default_factory=dict, description="option -> price")
 
 
 class PriceBook(_Strict):
     """Every price the report may use, and its provenance."""
 
     source: Source = Field(description="live pull, cache of a live pull, or the shipped snapshot")
-    as_of: str = Field(description="when the prices were observed: YYYY-MM, a date or ISO time")
+    as_of: str = Field(description="when the on-demand prices were observed")
     sources: dict[str, str] = Field(description="key -> where the figures came from")
     notes: list[str] = Field(default_factory=list)
     regions: dict[str, dict[str, InstancePrice]] = Field(min_length=1)
@@ -106,76 +124,41 @@ class PriceBook(_Strict):
         return f"{text}; {self.fallback}" if self.fallback else text
 
 
-def effective_hourly(upfront_usd: float, hourly_usd: float, years: int) -> float:
-    """Reserved price per hour over the whole term: ``upfront / (years * 8760) + hourly``."""
-    return upfront_usd / (years * HOURS_PER_YEAR) + hourly_usd
-
-
-def term_years(term: str) -> int:
-    """``"3yr All Upfront"`` -> 3."""
-    match = re.match(r"^(\d)yr ", term)
-    if not match or term not in TERMS:
-        raise ValueError(f"reserved term {term!r} is not one of {', '.join(TERMS)}")
-    return int(match.group(1))
+def _unknown_sources(book: PriceBook) -> list[Problem]:
+    """Every price and fact must name a source the book explains."""
+    return [
+        Problem(f"regions.{region}.{itype}.{where}", key, "is not a key of the book's sources",
+                f"use one of: {', '.join(book.sources)}")
+        for region, types in book.regions.items()
+        for itype, inst in types.items()
+        for where, key in [("facts_source", inst.facts_source),
+                           *((f"prices.{o}.source", p.source) for o, p in inst.prices.items())]
+        if key is not None and key not in book.sources
+    ]  # fmt: skip
 
 
 def load_price_book(path: str | Path, source: Source) -> PriceBook:
     """Read a price book; a malformed file raises ConfigError naming each bad field."""
     path = Path(path)
+    field = "snapshot" if source == "snapshot" else "cache"
     if not path.is_file():
-        raise ConfigError(
-            str(path),
-            [
-                Problem(
-                    "snapshot" if source == "snapshot" else "cache",
-                    str(path),
-                    "no such file",
-                    "give the path of a price book JSON (data/pricing/aws-<date>.json)",
-                )
-            ],
-        )
+        fix = "give the path of a price book JSON (data/pricing/aws-<date>.json)"
+        raise ConfigError(str(path), [Problem(field, str(path), "no such file", fix)])
     try:
         data = json.loads(path.read_text())
     except ValueError as exc:
         raise ConfigError(
-            str(path),
-            [Problem("(file)", str(path), f"is not valid JSON ({exc})", "restore the file")],
+            str(path), [Problem("(file)", str(path), f"is not valid JSON ({exc})", "restore it")]
         ) from None
     if not isinstance(data, dict):
-        raise ConfigError(
-            str(path), [Problem("(file)", type(data).__name__, "must be a JSON object")]
-        )
-    data = {**data, "source": source, "path": str(path)}
+        raise ConfigError(str(path), [Problem("(file)", type(data).__name__, "must be an object")])
     try:
-        book = PriceBook.model_validate(data)
+        book = PriceBook.model_validate({**data, "source": source, "path": str(path)})
     except ValidationError as err:
         raise ConfigError(str(path), problems_from_validation(PriceBook, err)) from None
-    bad_terms = [
-        Problem(
-            f"regions.{region}.{itype}.reserved",
-            term,
-            "is not a reserved term",
-            f"use one of: {', '.join(TERMS)}",
-        )
-        for region, types in book.regions.items()
-        for itype, price in types.items()
-        for term in price.reserved
-        if term not in TERMS
-    ]
-    unknown = [
-        Problem(
-            f"regions.{region}.{itype}.sources",
-            key,
-            "is not a key of the book's sources",
-            f"add it to sources or use one of: {', '.join(sorted(book.sources))}",
-        )
-        for region, types in book.regions.items()
-        for itype, price in types.items()
-        for key in [*price.sources, *([price.spot.source] if price.spot else [])]
-        if key not in book.sources
-    ]
-    if bad_terms or unknown:
-        raise ConfigError(str(path), [*bad_terms, *unknown])
+    problems = _unknown_sources(book)
+    if problems:
+        raise ConfigError(str(path), problems)
     return book
 
 
@@ -183,8 +166,8 @@ def save_price_book(book: PriceBook, path: Path) -> Path:
     """Write a book as JSON (atomically), without the in-memory fields."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    data = book.model_dump(exclude={"path", "fallback"}, exclude_none=False)
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    data = book.model_dump(exclude={"path", "fallback", "source"})
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
     tmp.replace(path)
     return path
 

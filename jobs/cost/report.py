@@ -1,15 +1,19 @@
-"""Write ``reports/cost/<name>/``: report.md, a self-contained report.html, PNG charts, CSV
+"""Write ``reports/cost/<name>/``: report.md and a self-contained report.html, PNG charts, CSV
 tables and summary.json.
 
-Everything is written to a temporary folder beside the target and renamed into place only when
-complete, so a failed run never replaces a good report::
+report.md is rendered from a Jinja2 template (``templates/report.md.jinja``); report.html is
+that Markdown rendered by markdown-it-py inside ``templates/report.html.jinja``, with the charts
+embedded as base64 PNG (no external resources). Tables are pandas DataFrames: the CSVs hold
+their numbers, the report their formatted text. Everything is written to a temporary folder
+beside the target and renamed into place only when complete, so a failed run never replaces a
+good report::
 
     folder = write_report(result, paths.reports_dir() / "cost", sources)
 """
 
 from __future__ import annotations
 
-import csv
+import base64
 import json
 import os
 import shutil
@@ -17,241 +21,163 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import jinja2
+import numpy as np
+import pandas as pd
+from markdown_it import MarkdownIt
+
 from jobs.cost import tables
 from jobs.cost.charts import draw_all
-from jobs.cost.document import Bullets as B
-from jobs.cost.document import H, Img, P, Table, markdown
-from jobs.cost.document import html as render_html
 from jobs.cost.sources import InventorySources
-from jobs.cost.tables import month, pct, share, usd
 
-METHOD = [
-    "On-prem hourly cost per node = capex / (amortization_years x 8760) + power (kW x "
-    "avg_power_fraction x PUE x $/kWh) + colocation (kW x $/kW-month x 12 / 8760) + support "
-    "(support % x capex / 8760) + staff (staff $/year / 8760 / nodes).",
-    "Setup cost = capex + site setup. Maintenance per year = power + colocation + support + "
-    "staff (depreciation excluded: the capex is counted once, up front).",
-    "Cumulative on-prem cost = setup cost + maintenance x months (the hardware's value after the "
-    "horizon is ignored, which favours the cloud).",
-    "Cloud: each GPU model maps to the AWS instance with the same GPU, priced per GPU-hour "
-    "(instance price / GPUs); CPU-only nodes per vCPU-hour of a general-purpose instance. "
-    "On-demand and spot are paid for busy hours only (capacity x utilization); reservations "
-    "for every hour of their term, like owned hardware.",
-    "Break-even month = (capex + setup) / (cloud per month - on-prem maintenance per month); it "
-    "exists only when the cloud costs more per month than on-prem maintenance. Against "
-    "reservations it uses their effective monthly price (upfront spread over the term).",
-    "Cost per 1M tokens = hourly cost of one replica / (output tokens/s x 3600 x utilization) x "
-    "1e6, with the benchmark's output-token rate at the highest concurrency whose p95 latency "
-    "meets the SLO (p95 interpolated between p90 and p99 when not recorded).",
-]
+TEMPLATES = Path(__file__).with_name("templates")
 
 
-def _doc(result: dict[str, Any], charts: list[str], src: InventorySources) -> list:
-    p, m = result["planned"], result["measured"]
-    od = p["options"]["on-demand"]
-    doc: list = [
-        H(1, f"Cost report: on-prem vs AWS ({result['name']})"),
-        P(
-            f"Generated {result['created_at']} UTC. Prices: {result['prices']['label']}. "
-            f"Region {result['region']}. Ledger period: {result['ledger']['period']}."
-        ),
-        H(2, "Results"),
-        P(
-            f"Planned view: fleet `{p['fleet']}` ({p['summary']}) busy "
-            f"{p['target_utilization']:.0%} of the hours for {p['months']} months, against AWS "
-            "renting the same GPUs and vCPUs for the same busy hours."
-        ),
-        Table(*tables.results(result)),
-        P(
-            f"Break-even vs on-demand: {month(od.get('break_even_month'), p['months'])}. "
-            f"Break-even utilization: {share(p['break_even_utilization'])} of the hours; below "
-            "it, renting on-demand is cheaper than owning this fleet over the horizon."
-        ),
-        P(
-            f"Measured view: fleet `{m['fleet']}` over {m['period']['hours']:.0f} h: "
-            f"utilization {share(m['utilization'])}; the fleet cost {usd(m['onprem_usd'])} "
-            f"(busy or idle); the same work on AWS on-demand would have cost "
-            f"{usd(m['cloud_usd']['on-demand'])} -> savings {pct(m['savings_pct'])}."
-        ),
-    ]
-    if result["notes"]:
-        doc += [H(3, "Notes"), B(result["notes"])]
-    sections = [
-        ("cumulative.png", f"Cumulative cost over {p['months']} months", tables.options),
-        ("savings_vs_utilization.png", "Savings vs utilization", None),
-        ("pricing_options.png", "On-demand, reserved and spot", tables.rates),
-        ("workloads.png", "Usage by workload (ledger)", None),
-    ]
-    for name, title, table in sections:
-        doc.append(H(2, title))
-        if name in charts:
-            doc.append(Img(name, title))
-        if table is not None:
-            doc.append(Table(*table(result)))
-        if name == "savings_vs_utilization.png":
-            doc.append(
-                P(
-                    "Owned hardware costs the same busy or idle; on-demand and spot cost only "
-                    "while busy. Each point is the saving over the horizon at that utilization."
-                )
-            )
-        if name == "workloads.png":
-            doc += [Table(*tables.usage(result)), Table(*tables.kinds(result))]
-            if m["not_in_fleet"]:
-                doc.append(
-                    P(
-                        f"Usage on {', '.join(m['not_in_fleet'])} is not on fleet "
-                        f"`{m['fleet']}`: it is priced in the cloud column only."
-                    )
-                )
-    doc.append(H(2, "Cost per 1M generated tokens"))
-    tok = result.get("tokens")
-    if tok and tok.get("level"):
-        lv = tok["level"]
-        unit = "CPU" if tok["accelerator_type"] == "CPU" else f"{tok['accelerator_type']} GPU"
-        per_unit_hour = tok["replica_tokens_per_s"] * 3600 / tok["replica_units"]
-        doc.append(
-            P(
-                f"One replica ({tok['replica_units']:g} x {unit}) makes "
-                f"{tok['replica_tokens_per_s']:.1f} output tokens/s at concurrency "
-                f"{lv['concurrency']} (p95 {lv['e2e_p95_s']:.2f} s): {per_unit_hour:,.0f} tokens "
-                f"per {unit}-hour."
-            )
-        )
-        doc.append(Table(*tables.tokens(result)))
-    else:
-        doc.append(P((tok or {}).get("reason") or "not measured: no benchmark"))
-    doc.append(H(2, "Capacity plan"))
-    if result.get("capacity"):
-        c = result["capacity"]
-        cross = c["crossover_month"]
-        doc += [
-            P(
-                f"Load {c['base_requests_per_s']:.2f} req/s ({c['base_tokens_per_s']:.0f} output "
-                f"tokens/s) today, growing {c['config']['growth_pct_per_month']}% a month, p95 "
-                f"SLO {c['config']['slo_p95_s']} s, replicas planned at "
-                f"{c['config']['headroom']:.0%} of their measured rate. Buy "
-                f"{c['nodes_to_buy']} node(s) or rent up to {c['instances_last']} "
-                f"{c['shape']['instance_type']}; buying is cheaper "
-                + (f"from month {cross}." if cross is not None else "at no point in the plan.")
-            ),
-            Img("capacity_plan.png", "capacity plan"),
-            Table(*tables.capacity(result)),
-        ]
-    else:
-        doc.append(P("not planned: no capacity section in the config, or no benchmark"))
-    doc += [
-        H(2, "On-prem cost per node"),
-        P(f"Planned fleet `{p['fleet']}`:"),
-        Table(*tables.nodes(result, "planned")),
-    ]
-    if m["fleet"] != p["fleet"]:
-        doc += [P(f"Measured fleet `{m['fleet']}`:"), Table(*tables.nodes(result, "measured"))]
-    doc += [
-        H(2, "Inputs and their sources"),
-        Table(*tables.inputs(result, src)),
-        P("Tags in the inventory's comments:"),
-        B([f"[{tag}] {text}" for tag, text in src.legend.items()]),
-        P("Price sources:"),
-        B(
-            [f"{k}: {v}" for k, v in result["prices"]["sources"].items()]
-            + result["prices"]["notes"]
-        ),
-        H(2, "Method"),
-        B(METHOD),
-    ]
-    return doc
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # Markdown; the HTML is escaped by markdown-it ("html": False)
+    )
+    env.filters.update(
+        usd=tables.usd,
+        pct=tables.pct,
+        share=tables.share,
+        busy=tables.busy,
+        cell=lambda v: str(v).replace("|", "\\|").replace("\n", " "),
+    )
+    return env
 
 
-def _csv(path: Path, headers: list[str], rows: list[list[Any]]) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(headers)
-        w.writerows(rows)
+def latency(result: dict[str, Any]) -> str:
+    """The measured fleet's latency at the operating point (or the best level), in words."""
+    served, bench = result.get("served") or {}, result.get("bench")
+    if not bench:
+        return "not measured (no benchmark)"
+    level, why = served.get("level"), ""
+    if level is None:
+        level = min(bench["levels"], key=lambda lv: lv["e2e_p95_s"])
+        why = f", no level met the p95 SLO of {served['slo_p95_s']} s" if served else ""
+    interp = " (p95 interpolated from p90/p99)" if level["p95_interpolated"] else ""
+    return (
+        f"{level['e2e_p50_s']:.2f} s / {level['e2e_p95_s']:.2f} s end-to-end{interp} at "
+        f"concurrency {level['concurrency']}, {bench['model']} on fleet "
+        f"`{result['measured']['fleet']}` (bench {bench['created_at']}{why})"
+    )
 
 
-def _dict_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        path.write_text("")
-        return
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+def markdown(result: dict[str, Any], charts: list[str], src: InventorySources) -> str:
+    m = result["measured"]
+    t = {
+        "results": tables.results(result),
+        "options": tables.options(result["planned"]),
+        "prices": tables.prices(result),
+        "scenarios": tables.scenarios(result),
+        "sensitivity": tables.sensitivity(result),
+        "inputs": tables.inputs(result, src),
+        "usage": tables.usage(m),
+        "kinds": None if m["by_kind"].empty else tables.kinds(m),
+        "served": tables.served(result) if (result.get("served") or {}).get("level") else None,
+        "capacity": tables.capacity(result) if result.get("capacity") else None,
+        "nodes": {s["view"]["fleet"]: tables.nodes(s["view"]) for s in result["scenarios"]},
+        "measured_nodes": tables.nodes(m),
+    }
+    return (
+        _env()
+        .get_template("report.md.jinja")
+        .render(r=result, t=t, charts=charts, legend=src.legend, latency=latency(result))
+    )
+
+
+def html(text: str, folder: Path, title: str) -> str:
+    """report.md as a self-contained page: images read from ``folder``, embedded as data URIs."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    image = md.renderer.rules["image"]
+
+    def embed(tokens: Any, idx: int, options: Any, env: Any) -> str:
+        src = tokens[idx].attrGet("src")
+        data = base64.b64encode((folder / src).read_bytes()).decode("ascii")
+        tokens[idx].attrSet("src", f"data:image/png;base64,{data}")
+        return image(tokens, idx, options, env)
+
+    md.renderer.rules["image"] = embed
+    return _env().get_template("report.html.jinja").render(title=title, body=md.render(text))
 
 
 def write_csvs(result: dict[str, Any], folder: Path, src: InventorySources) -> list[str]:
-    p = result["planned"]
-    for name, (headers, rows) in {
+    p, m = result["planned"], result["measured"]
+    frames = {
         "results.csv": tables.results(result),
-        "options.csv": tables.options(result),
-        "rates.csv": tables.rates(result),
+        "options.csv": p["options"].reset_index(),
+        "prices.csv": p["prices"],
+        "cumulative.csv": p["cumulative"].reset_index(),
+        "savings_vs_utilization.csv": p["savings_curve"].reset_index(),
+        "scenarios.csv": tables.scenarios(result),
+        "per_token.csv": pd.concat(
+            {s["view"]["fleet"]: s["tokens"]["table"] for s in result["scenarios"] if s["tokens"]},
+            names=["fleet"],
+        ).reset_index()
+        if result["tokens"]
+        else pd.DataFrame(),
+        "sensitivity.csv": result["sensitivity"],
+        "node_costs.csv": pd.concat([s["view"]["nodes"] for s in result["scenarios"]]),
+        "usage_by_type.csv": m["by_type"],
+        "usage_by_kind.csv": m["by_kind"],
         "inputs.csv": tables.inputs(result, src),
-    }.items():
-        _csv(folder / name, headers, rows)
-    _dict_csv(folder / "node_costs.csv", p["nodes"])
-    _dict_csv(folder / "usage_by_type.csv", result["measured"]["by_type"])
-    _dict_csv(folder / "usage_by_kind.csv", result["measured"]["by_kind"])
-    avail = [o for o, v in p["options"].items() if v["available"]]
-    _csv(
-        folder / "cumulative.csv",
-        ["month", "onprem_usd", *[f"{o}_usd" for o in avail]],
-        [
-            [
-                i,
-                p["onprem_cumulative_usd"][i],
-                *[p["options"][o]["cumulative_usd"][i] for o in avail],
-            ]
-            for i in range(p["months"] + 1)
-        ],
-    )
-    curve = p["savings_curve_pct"]
-    _csv(
-        folder / "savings_vs_utilization.csv",
-        ["utilization", *[f"savings_vs_{o}_pct" for o in curve]],
-        [[u, *[curve[o][i] for o in curve]] for i, u in enumerate(p["utilization_grid"])],
-    )
-    names = [
-        "results.csv",
-        "options.csv",
-        "rates.csv",
-        "inputs.csv",
-        "node_costs.csv",
-        "usage_by_type.csv",
-        "usage_by_kind.csv",
-        "cumulative.csv",
-        "savings_vs_utilization.csv",
-    ]
+    }
     if result.get("capacity"):
-        _dict_csv(folder / "capacity_plan.csv", result["capacity"]["months"])
-        names.append("capacity_plan.csv")
-    return names
+        frames["capacity_plan.csv"] = result["capacity"]["months"]
+    for name, df in frames.items():
+        df.to_csv(folder / name, index=False)
+    return list(frames)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, pd.DataFrame):
+        return json.loads(obj.reset_index().to_json(orient="records"))
+    if isinstance(obj, pd.Series):
+        return json.loads(obj.to_json())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     """summary.json: the headline numbers first, then everything the report was made from."""
-    p = result["planned"]
-    od = p["options"]["on-demand"]
-    tok = result.get("tokens") or {}
-    lv = tok.get("level") or {}
-    return {
-        "results": {
-            "setup_usd": p["setup_usd"],
-            "maintenance_per_year_usd": p["maintenance_per_year_usd"],
-            "cloud_on_demand_per_year_usd": od["monthly_usd"] * 12 if od["available"] else None,
-            "latency_p50_s": lv.get("e2e_p50_s"),
-            "latency_p95_s": lv.get("e2e_p95_s"),
-            "savings_pct_vs_on_demand": od.get("savings_pct"),
-            "break_even_month_vs_on_demand": od.get("break_even_month"),
-            "break_even_utilization": p["break_even_utilization"],
-            "target_utilization": p["target_utilization"],
-            "horizon_months": p["months"],
-            "measured_utilization": result["measured"]["utilization"],
-            "measured_savings_pct": result["measured"]["savings_pct"],
-            "prices": result["prices"]["label"],
-        },
-        **result,
-    }
+    p, m, tok = result["planned"], result["measured"], result["tokens"]
+    best, od, own = p["cheapest"], p["on_demand"], p["owned"]
+    level = (result.get("served") or {}).get("level") or {}
+    headline = {
+        "fleet": p["fleet"],
+        "setup_usd": own["upfront_usd"],
+        "running_per_year_usd": own["running_monthly_usd"] * 12,
+        "capital_per_year_usd": own["capital_monthly_usd"] * 12,
+        "owned_total_usd": own["total_usd"],
+        "cheapest_option": best["option"],
+        "cheapest_total_usd": best["total_usd"],
+        "cloud_on_demand_per_year_usd": od["monthly_usd"] * 12,
+        "on_demand_total_usd": od["total_usd"],
+        **{f"{k}_vs_{name}": r[k] for name, r in (("cheapest", best), ("on_demand", od))
+           for k in ("savings_pct", "break_even_month", "break_even_utilization")},
+        "api": result["inputs"]["config"]["api"][0]["name"],
+        "usd_per_1m_output_tokens": tok["table"]["serve_usd_per_1m"].to_dict() if tok else None,
+        "savings_pct_vs_api": tok["api"]["savings_pct"] if tok else None,
+        "target_utilization": p["utilization"],
+        "horizon_months": p["months"],
+        "measured_fleet": m["fleet"],
+        "measured_utilization": m["utilization"],
+        "measured_idle": m["idle"],
+        "measured_savings_pct": m["savings_pct"],
+        "measured_latency_p50_s": level.get("e2e_p50_s"),
+        "measured_latency_p95_s": level.get("e2e_p95_s"),
+        "prices": result["prices"]["label"],
+    }  # fmt: skip
+    return {"results": headline, **result}
 
 
 def _swap(tmp: Path, final: Path) -> None:
@@ -273,12 +199,12 @@ def write_report(result: dict[str, Any], root: Path, src: InventorySources) -> P
     tmp.chmod(0o755)  # mkdtemp makes it private; the report is for everyone who reads reports/
     try:
         charts = draw_all(result, tmp)
-        doc = _doc(result, charts, src)
-        (tmp / "report.md").write_text(markdown(doc))
-        title = f"Cost report {result['name']}"
-        (tmp / "report.html").write_text(render_html(doc, tmp, title))
+        text = markdown(result, charts, src)
+        (tmp / "report.md").write_text(text)
+        (tmp / "report.html").write_text(html(text, tmp, f"Cost report {result['name']}"))
         write_csvs(result, tmp, src)
-        (tmp / "summary.json").write_text(json.dumps(summary(result), indent=1, default=str) + "\n")
+        data = json.dumps(summary(result), indent=1, default=_jsonable, allow_nan=False)
+        (tmp / "summary.json").write_text(data + "\n")
         _swap(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,343 +1,317 @@
-"""The report's tables as rows of strings (shared by report.md, report.html and the CSVs).
-
-Each function takes the analysis result (``run.analyze``) and returns ``(headers, rows)``.
-"""
+"""The report's tables as pandas DataFrames of display strings (rendered by the templates) and
+the number formats they use. Each function takes the analysis result (``run.analyze``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from jobs.cost.sources import InventorySources
+import pandas as pd
 
-Rows = tuple[list[str], list[list[str]]]
+from jobs.cost.sources import InventorySources
 
 
 def usd(x: float | None, small: bool = False) -> str:
-    if x is None:
+    """Whole dollars from $100 up; cents below; four decimals under $1 (per-hour prices)."""
+    if x is None or pd.isna(x):
         return "n/a"
+    if x == 0:
+        return "$0"
     if small or abs(x) < 100:
         return f"${x:,.4f}" if abs(x) < 1 else f"${x:,.2f}"
     return f"${x:,.0f}"
 
 
 def pct(x: float | None, digits: int = 1) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}%"
+    return "n/a" if x is None or pd.isna(x) else f"{x:.{digits}f}%"
 
 
 def share(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.1%}"
+    if x is None or pd.isna(x):
+        return "n/a"
+    return "less than 0.1%" if 0 < x < 0.001 else f"{x:.1%}"
 
 
 def month(x: float | None, horizon: int | None = None) -> str:
-    if x is None:
-        return "never (the cloud costs no more per month than on-prem opex)"
+    if x is None or pd.isna(x):
+        return "never (renting costs no more per month than owning does)"
     text = f"month {x:.1f}"
     return f"{text} (beyond the {horizon}-month horizon)" if horizon and x > horizon else text
 
 
-def latency(result: dict[str, Any]) -> str:
-    tokens, bench = result.get("tokens"), result.get("bench")
-    if not bench:
-        return "not measured (no bench.json under reports/bench)"
-    level = (tokens or {}).get("level")
-    if level is None:
-        best = min(bench["levels"], key=lambda lv: lv["e2e_p95_s"])
-        level, why = (
-            best,
-            f", no level met the p95 SLO of {tokens['slo_p95_s']} s" if tokens else "",
-        )
-    else:
-        why = ""
-    interp = " (p95 interpolated from p90/p99)" if level["p95_interpolated"] else ""
-    return (
-        f"{level['e2e_p50_s']:.2f} s / {level['e2e_p95_s']:.2f} s end-to-end{interp} at "
-        f"concurrency {level['concurrency']}, {bench['model']} on fleet "
-        f"`{result['measured']['fleet']}` (bench {bench['created_at']}{why})"
+def busy(x: float | None, paid_for: str = "hours used") -> str:
+    if paid_for == "every hour":
+        return "none: paid every hour, used or not"
+    if x is None or pd.isna(x):
+        return "never"
+    return f"{x:.1%} of the hours" + (" (more than every hour: never)" if x > 1 else "")
+
+
+def results(result: dict[str, Any]) -> pd.DataFrame:
+    """The Results table: the owned fleet vs the cheapest AWS option able to carry it, vs
+    AWS on-demand and vs the cloud API the team pays (for the tokens the fleet would make)."""
+    p, tok, api = result["planned"], result["tokens"], result["inputs"]["config"]["api"][0]
+    own, months = p["owned"], p["months"]
+    rented = {"cheapest AWS": p["cheapest"], "AWS on-demand": p["on_demand"]}
+    if tok is not None:  # the API billed for the tokens the fleet would make at utilization u
+        rented[api["name"]] = tok["api"] | {"upfront_usd": 0.0, "monthly_usd": tok["api"][
+            "per_year_usd"] / 12, "option": "api"}  # fmt: skip
+    per_1m = tok["table"] if tok is not None else None
+
+    def tokens(who: str, col: str) -> str:
+        return usd(per_1m.loc[who, col], True) if per_1m is not None else "not planned"
+
+    rent = {
+        "cheapest AWS": "rent",
+        "AWS on-demand": "rent for the busy hours",
+        api["name"]: "for the fleet's output tokens, with their prompts",
+    }
+    rows = {
+        "Paid up front": [
+            f"{usd(own['upfront_usd'])} ({usd(own['capex_usd'])} servers, "
+            f"{usd(own['network_storage_usd'])} network and storage, {usd(own['spares_usd'])} "
+            f"spares, {usd(own['setup_usd'])} setup)",
+            *(usd(r["upfront_usd"]) for r in rented.values()),
+        ],
+        "Paid per year": [
+            f"{usd(own['running_monthly_usd'] * 12)} running (power, colocation, support, staff) "
+            f"+ {usd(own['capital_monthly_usd'] * 12)} cost of capital",
+            *(f"{usd(r['monthly_usd'] * 12)} {rent[w]}" for w, r in rented.items()),
+        ],
+        f"Total over {months} months": [
+            usd(own["total_usd"])
+            + (f" (after {usd(own['residual_usd'])} resale)" if own["residual_usd"] else ""),
+            *(usd(r["total_usd"]) for r in rented.values()),
+        ],
+        "Owning saves": ["-", *(pct(r["savings_pct"]) for r in rented.values())],
+        "Break-even (month; utilization)": [
+            "-",
+            *(f"{month(r['break_even_month'], months)}; {busy(r['break_even_utilization'])}"
+              for r in rented.values()),
+        ],
+        "USD per 1M output tokens": [tokens(w, "serve_usd_per_1m") for w in ["owned", *rented]],
+        "USD per 1M training tokens": [tokens(w, "train_usd_per_1m") for w in ["owned", *rented]],
+        "Latency": ["not measured on this fleet (the laptop's is under Measured)"]
+        + ["not measured"] * len(rented),
+    }  # fmt: skip
+    columns = [
+        f"Local: fleet `{p['fleet']}`, owned, {p['utilization']:.0%} busy",
+        f"AWS, cheapest able to carry it: {p['cheapest']['option']}",
+        "AWS on-demand",
+        f"Cloud API: {api['name']} (list prices)",
+    ][: 1 + len(rented)]
+    return pd.DataFrame(rows, index=columns).T.rename_axis("").reset_index()
+
+
+def options(view: dict[str, Any]) -> pd.DataFrame:
+    o = view["options"]
+    months = view["months"]
+    return pd.DataFrame(
+        {
+            "AWS option": o.index,
+            "paid for": o["paid_for"],
+            "on-demand for": o["on_demand_for"].map(lambda ts: ", ".join(ts) or "-"),
+            "per month": o["monthly_usd"].map(usd),
+            f"total {months} months": o["total_usd"].map(usd),
+            "owning saves": o["savings_pct"].map(pct),
+            "break-even month": o["break_even_month"].map(lambda x: month(x, months)),
+            "break-even utilization": [
+                busy(x, paid)
+                for x, paid in zip(o["break_even_utilization"], o["paid_for"], strict=True)
+            ],
+        }
     )
 
 
-def unavailable(result: dict[str, Any]) -> str:
-    """Which price options are missing, and for which accelerator types, grouped."""
-    p = result["planned"]
-    source = result["prices"]["source"]
-    groups: dict[str, list[str]] = {}
-    for opt, o in p["options"].items():
-        if o["available"]:
-            continue
-        if set(o["missing"]) >= set(p["units"]):
-            why = f"not in the {source} prices"
-        else:
-            why = f"no {', '.join(o['missing'])} price in the {source} prices"
-        groups.setdefault(why, []).append(opt)
-    return "; ".join(f"{', '.join(opts)}: {why}" for why, opts in groups.items())
+def prices(result: dict[str, Any]) -> pd.DataFrame:
+    p = result["planned"]["prices"]
+    units = {t: f"{n} {u}" for t, (_, n, u) in result["rates"].items()}
+    unit = {t: u for t, (_, _, u) in result["rates"].items()}
+    return pd.DataFrame(
+        {
+            "on-prem": p["accelerator_type"],
+            "AWS instance (holds)": [
+                f"{result['rates'][t][0]} ({units[t]})" for t in p["accelerator_type"]
+            ],
+            "option": p["option"],
+            "per unit-hour (effective)": [
+                f"{usd(v, True)} per {unit[t]}-h"
+                for v, t in zip(p["effective_usd_h"], p["accelerator_type"], strict=True)
+            ],
+            "of which up front": p["upfront_usd"].map(lambda v: usd(v) if v else "-"),
+            "source, as of": p["source"] + ", " + p["as_of"],
+            "note": p["note"],
+        }
+    )
 
 
-def results(result: dict[str, Any]) -> Rows:
-    """The brief's Results table: local vs cloud, planned view vs on-demand."""
-    p = result["planned"]
-    od = p["options"]["on-demand"]
-    u = p["target_utilization"]
-    cloud_year = od["monthly_usd"] * 12 if od["available"] else None
-    savings_other = [
-        f"{opt}: {pct(o['savings_pct'])}"
-        for opt, o in p["options"].items()
-        if opt != "on-demand" and o["available"]
-    ]
-    other = "; ".join(savings_other) or "no other price option available"
-    gaps = unavailable(result)
-    if gaps:
-        other += f" ({gaps})"
-    rows = [
-        [
-            "Setup cost",
-            f"{usd(p['setup_usd'])} ({usd(p['capex_usd'])} hardware + "
-            f"{usd(p['site_setup_usd'])} site setup)",
-            "$0 (on-demand: nothing up front)",
-        ],
-        [
-            "Maintenance cost per year",
-            f"{usd(p['maintenance_per_year_usd'])} (power, colocation, support, staff)",
-            f"{usd(cloud_year)} (on-demand bill for the same work at {u:.0%} utilization)",
-        ],
-        ["Latency (measured p50 / p95)", latency(result), "not measured"],
-        [
-            "Total cost savings",
-            f"{pct(od.get('savings_pct'))} over {p['months']} months vs on-demand, "
-            f"at {u:.0%} utilization; {other}",
-            f"{usd(od.get('total_usd'))} on-demand over {p['months']} months "
-            f"vs {usd(p['onprem_total_usd'])} on-prem",
-        ],
-    ]
-    return ["", f"Local (on-prem fleet `{p['fleet']}`)", f"Cloud (AWS {result['region']})"], rows
+def scenarios(result: dict[str, Any]) -> pd.DataFrame:
+    """Fleets side by side: each its own break-even and its own cost per 1M tokens."""
+    cols = {}
+    api = result["inputs"]["config"]["api"]
+    for s in result["scenarios"]:
+        v, tok, plan = s["view"], s["tokens"], s["scenario"] or {}
+        best, od = v["cheapest"], v["on_demand"]
+        col = {
+            "hardware": v["summary"].split(": ", 1)[1],
+            "serves": plan.get("model", "not planned"),
+            f"owned, {v['months']} months": usd(v["owned"]["total_usd"]),
+            "cheapest AWS option": best["option"],
+            "owning saves vs cheapest AWS": pct(best["savings_pct"]),
+            "owning saves vs on-demand": pct(od["savings_pct"]),
+            "break-even vs cheapest: month": month(best["break_even_month"], v["months"]),
+            "break-even vs cheapest: utilization": busy(best["break_even_utilization"]),
+            "break-even vs on-demand: utilization": busy(od["break_even_utilization"]),
+        }
+        if tok is not None:
+            t = tok["table"]
+            col |= {
+                "output tokens a month (planned)": f"{tok['tokens_per_month'] / 1e6:,.0f}M",
+                "USD per 1M output tokens: owned": usd(t.loc["owned", "serve_usd_per_1m"], True),
+                "... cheapest AWS": usd(t.loc["cheapest AWS", "serve_usd_per_1m"], True),
+                "... AWS on-demand": usd(t.loc["AWS on-demand", "serve_usd_per_1m"], True),
+                **{
+                    f"... {a['name']}": usd(t.loc[a["name"], "serve_usd_per_1m"], True) for a in api
+                },
+                "USD per 1M training tokens: owned": usd(t.loc["owned", "train_usd_per_1m"], True),
+                **{
+                    f"... {a['name']}, training": usd(a["training_usd_per_1m"], True)
+                    for a in api
+                    if a["training_usd_per_1m"] is not None
+                },
+                f"owning beats {api[0]['name']} above": (
+                    f"{tok['api_break_even_tokens_per_month'] / 1e6:,.0f}M output tokens a month"
+                ),
+            }
+        cols[f"`{v['fleet']}`"] = col
+    return pd.DataFrame(cols).fillna("-").rename_axis("").reset_index()
 
 
-def options(result: dict[str, Any]) -> Rows:
-    p = result["planned"]
-    rows = []
-    for opt, o in p["options"].items():
-        if not o["available"]:
-            rows.append([opt, f"no {', '.join(o['missing'])} price", "", "", "", ""])
-            continue
-        basis = "busy hours only" if opt in ("on-demand", "spot") else "every hour of the term"
-        rows.append(
-            [
-                opt,
-                basis,
-                usd(o["monthly_usd"]),
-                usd(o["total_usd"]),
-                pct(o["savings_pct"]),
-                month(o["break_even_month"], p["months"]),
-            ]
-        )
-    headers = [
-        "AWS option",
-        "paid for",
-        "per month",
-        f"total {p['months']} months",
-        "on-prem savings",
-        "break-even",
-    ]
-    return headers, rows
+def sensitivity(result: dict[str, Any]) -> pd.DataFrame:
+    s = result["sensitivity"]
+    return pd.DataFrame(
+        {
+            "what changes": s["what changes"],
+            "to": s["to"],
+            "owned total": s["owned_total_usd"].map(usd),
+            "owning saves vs cheapest AWS": s["savings_vs_cheapest_pct"].map(pct),
+            "cheapest AWS option": s["cheapest_option"],
+            "owning saves vs on-demand": s["savings_vs_on_demand_pct"].map(pct),
+        }
+    )
 
 
-def rates(result: dict[str, Any]) -> Rows:
-    rows = []
-    for accel, r in result["rates"].items():
-        reserved = "; ".join(f"{t} {usd(v, True)}" for t, v in r["reserved_usd_unit_h"].items())
-        rows.append(
-            [
-                accel,
-                r["instance_type"],
-                f"{r['units_per_instance']} {r['unit']}",
-                usd(r["instance_on_demand_usd_h"], True),
-                usd(r["on_demand_usd_unit_h"], True),
-                usd(r["spot_usd_unit_h"], True)
-                if r["spot_usd_unit_h"] is not None
-                else "not in prices",
-                reserved or "not in prices",
-            ]
-        )
-    headers = [
-        "on-prem",
-        "AWS instance",
-        "holds",
-        "instance on-demand /h",
-        "on-demand per unit-h",
-        "spot per unit-h (median of AZs)",
-        "reserved per unit-h",
-    ]
-    return headers, rows
+def nodes(view: dict[str, Any]) -> pd.DataFrame:
+    n = view["nodes"]
+    out = n[["node", "accelerator_type", "units"]].rename(
+        columns={"accelerator_type": "type", "units": "GPUs/CPUs"}
+    )
+    out["capex"] = n["capex_usd"].map(usd)
+    for col in ("depreciation", "power", "colocation", "support", "staff", "running", "total"):
+        out[f"{col} /h"] = n[f"{col}_usd_h"].map(lambda v: usd(v, True))
+    return out
 
 
-def nodes(result: dict[str, Any], view: str) -> Rows:
-    v = result[view]
-    rows = [
-        [
-            n["node"],
-            n["accelerator_type"],
-            str(n["units"]),
-            usd(n["capex_usd"]),
-            *(
-                usd(n[k], True)
-                for k in (
-                    "depreciation_usd_h",
-                    "power_usd_h",
-                    "colocation_usd_h",
-                    "support_usd_h",
-                    "staff_usd_h",
-                    "total_usd_h",
-                )
-            ),
-        ]
-        for n in v["nodes"]
-    ]
-    headers = [
-        "node",
-        "type",
-        "GPUs/CPUs",
-        "capex",
-        "depreciation /h",
-        "power /h",
-        "colocation /h",
-        "support /h",
-        "staff /h",
-        "total /h",
-    ]
-    return headers, rows
+UNITS = {"gpu": "GPU-h", "cpu": "CPU-h", "node": "node-h"}
 
 
-def usage(result: dict[str, Any]) -> Rows:
-    m = result["measured"]
-    rows = [
-        [
-            r["accelerator_type"] + ("" if r["in_fleet"] else " (not in this fleet)"),
-            f"{r['gpu_hours']:.2f}",
-            f"{r['cpu_hours']:.2f}",
-            f"{r['node_hours']:.2f}",
-            f"{r['provisioned_gpu_hours']:.0f}",
-            f"{r['provisioned_cpu_hours']:.0f}",
-            f"{r['provisioned_node_hours']:.0f}",
-            share(r["utilization"]),
-        ]
-        for r in m["by_type"]
-    ]
-    headers = [
-        "accelerator",
-        "GPU-h used",
-        "CPU-h used",
-        "node-h used",
-        "GPU-h provisioned",
-        "CPU-h provisioned",
-        "node-h provisioned",
-        "utilization",
-    ]
-    return headers, rows
+def usage(measured: dict[str, Any]) -> pd.DataFrame:
+    b = measured["by_type"]
+    out = pd.DataFrame({"accelerator": b["accelerator_type"]})
+    for kind, unit in UNITS.items():
+        out[f"{unit} used"] = b[f"{kind}_hours_used"].map("{:.2f}".format)
+        out[f"{unit} provisioned"] = b[f"{kind}_hours_provisioned"].map("{:.0f}".format)
+    out["utilization"] = b["utilization"].map(share)
+    return out
 
 
-def kinds(result: dict[str, Any]) -> Rows:
-    rows = [
-        [
-            *r["kind_type"].split("/"),
-            str(r["workloads"]),
-            f"{r['gpu_hours']:.2f}",
-            f"{r['cpu_hours']:.2f}",
-            f"{r['node_hours']:.2f}",
-        ]
-        for r in result["measured"]["by_kind"]
-    ]
-    return ["workload kind", "accelerator", "records", "GPU-h", "CPU-h", "node-h"], rows
+def kinds(measured: dict[str, Any]) -> pd.DataFrame:
+    k = measured["by_kind"]
+    out = k[["kind", "accelerator_type", "status"]].rename(columns={"accelerator_type": "on"})
+    for kind, unit in UNITS.items():
+        out[unit] = k[f"{kind}_hours"].map("{:.2f}".format)
+    return out
 
 
-def tokens(result: dict[str, Any]) -> Rows:
-    t = result.get("tokens") or {}
-    if not t.get("level"):
-        return ["", ""], []
-    u = result["planned"]["target_utilization"]
-    rows = [
-        ["on-prem, busy every hour", usd(t["local_per_1m_full_usd"], True)],
-        [
-            f"on-prem at {u:.0%} utilization (idle hours paid)",
-            usd(t["local_per_1m_target_usd"], True),
-        ],
-    ]
-    for opt, v in t["cloud_per_1m_usd"].items():
-        paid = "busy hours" if opt in ("on-demand", "spot") else f"every hour, {u:.0%} busy"
-        rows.append([f"AWS {t['instance_type']} {opt} ({paid})", usd(v, True) if v else "n/a"])
-    return ["where", "USD per 1M generated tokens"], rows
+def served(result: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "where": list(result["served"]["per_1m"]),
+            "USD per 1M generated tokens": [
+                usd(v, True) for v in result["served"]["per_1m"].values()
+            ],
+        }
+    )
 
 
-def capacity(result: dict[str, Any], every: int = 6) -> Rows:
+def capacity(result: dict[str, Any], every: int = 6) -> pd.DataFrame:
     c = result["capacity"]
-    chosen = [m for m in c["months"] if m["month"] % every == 0 or m is c["months"][-1]]
-    rows = [
-        [
-            str(m["month"]),
-            f"{m['demand_requests_per_s']:.2f}",
-            f"{m['demand_tokens_per_s']:.0f}",
-            str(m["replicas"]),
-            f"{m['units']:g}",
-            str(m["nodes"]),
-            str(m["instances"]),
-            usd(m["onprem_cumulative_usd"]),
-            usd(m["cloud_cumulative_usd"]),
-        ]
-        for m in chosen
-    ]
+    m = c["months"]
+    m = m[(m["month"] % every == 0) | (m.index == m.index[-1])]
     unit = "GPUs" if c["shape"]["accelerator_type"] != "CPU" else "CPUs"
-    headers = [
-        "month",
-        "req/s",
-        "output tok/s",
-        "replicas",
-        unit,
-        "nodes owned",
-        f"{c['shape']['instance_type']} rented",
-        "buy: cumulative",
-        "rent: cumulative",
-    ]
-    return headers, rows
+    return pd.DataFrame(
+        {
+            "month": m["month"],
+            "req/s": m["demand_requests_per_s"].map("{:.2f}".format),
+            "output tok/s": m["demand_tokens_per_s"].map("{:.0f}".format),
+            "replicas": m["replicas"],
+            unit: m["units"].map("{:g}".format),
+            "nodes owned": m["nodes"],
+            f"{c['shape']['instance_type']} rented": m["instances"],
+            "buy: cumulative": m["onprem_cumulative_usd"].map(usd),
+            "rent: cumulative": m["cloud_cumulative_usd"].map(usd),
+        }
+    )
 
 
-def inputs(result: dict[str, Any], src: InventorySources) -> Rows:
+def inputs(result: dict[str, Any], src: InventorySources) -> pd.DataFrame:
     """Every input figure with its source."""
     cfg = result["inputs"]
-    rows: list[list[str]] = []
-    for view in ("planned", "measured"):
-        v = result[view]
-        if view == "measured" and v["fleet"] == result["planned"]["fleet"]:
-            continue
-        rows.append([f"fleet `{v['fleet']}`", v["summary"], "cluster/inventory.yaml"])
-    site = cfg["site"]
-    for key, value in site.items():
-        note = src.site.get(key) or "cluster/inventory.yaml"
-        over = cfg["measured_site"].get(key)
-        value_text = f"{value}" + (f" (measured fleet: {over}, config)" if over is not None else "")
-        rows.append([f"site.{key}", value_text, note])
+    rows: list[tuple[str, str, str]] = []
     for fleet, node_list in cfg["nodes"].items():
+        rows.append((f"fleet `{fleet}`", f"{len(node_list)} nodes", "cluster/inventory.yaml"))
         for n in node_list:
             for key in ("purchase_usd", "power_w", "gpu"):
-                if n.get(key) is None:
-                    continue
-                note = src.node(fleet, n["name"], key) or "cluster/inventory.yaml"
-                rows.append([f"{fleet}/{n['name']}.{key}", str(n[key]), note])
-    prices = result["prices"]
-    for accel, r in result["rates"].items():
+                if n.get(key) is not None:
+                    note = src.node(fleet, n["name"], key) or "cluster/inventory.yaml"
+                    rows.append((f"{fleet}/{n['name']}.{key}", str(n[key]), note))
+    for key, value in cfg["site"].items():
+        over = cfg["measured_site"].get(key)
+        text = f"{value}" + (f" (measured fleet: {over}, config)" if over is not None else "")
+        rows.append((f"site.{key}", text, src.site.get(key) or "cluster/inventory.yaml"))
+    for a in cfg["config"]["api"]:
         rows.append(
-            [
-                f"price {r['instance_type']} ({accel})",
-                f"{usd(r['instance_on_demand_usd_h'], True)}/h on-demand",
-                f"{prices['source']} as of {prices['as_of']}",
-            ]
+            (
+                f"API {a['name']}",
+                f"in ${a['input_usd_per_1m']}, out ${a['output_usd_per_1m']}, training "
+                f"${a['training_usd_per_1m']} per 1M tokens",
+                a["source"],
+            )
         )
-    rows.append(["ledger", result["ledger"]["url"], f"period {result['ledger']['period']}"])
+    for s in cfg["config"]["scenarios"]:
+        rows.append(
+            (
+                f"scenario `{s['fleet']}`",
+                f"{s['model']}; {s['params_b']:g}B parameters; output tok/s per GPU "
+                f"{s['serve_tokens_per_s']}; training MFU {s['train_mfu']:.0%}",
+                s["source"],
+            )
+        )
+    rows.append(("ledger", result["ledger"]["url"], f"period {result['ledger']['period']}"))
     bench = result.get("bench")
     rows.append(
-        ["benchmark", bench["path"] if bench else "none", bench["created_at"] if bench else "-"]
+        ("benchmark", bench["path"] if bench else "none", bench["created_at"] if bench else "-")
     )
-    for key in ("target_utilization", "horizon_months", "region", "pricing"):
-        rows.append([key, str(cfg["config"][key]), "config"])
-    if cfg["config"].get("capacity"):
-        for key, value in cfg["config"]["capacity"].items():
-            if value is not None:
-                rows.append([f"capacity.{key}", str(value), "config"])
-    return ["figure", "value", "source"], rows
+    for key in (
+        "target_utilization",
+        "horizon_months",
+        "region",
+        "pricing",
+        "prompt_tokens",
+        "output_tokens",
+        "block_days",
+    ):
+        rows.append((key, str(cfg["config"][key]), "config"))
+    for key, value in (cfg["config"].get("capacity") or {}).items():
+        if value is not None:
+            rows.append((f"capacity.{key}", str(value), "config"))
+    return pd.DataFrame(rows, columns=["figure", "value", "source"])

@@ -1,4 +1,4 @@
-"""Total cost of ownership: on-prem vs cloud, as pure functions of the inputs.
+"""Total cost of ownership: on-prem vs every way to rent the same GPUs, as pure functions.
 
 On-prem hourly cost of one node (USD/hour; ``site`` figures from ``cluster/inventory.yaml``)::
 
@@ -6,196 +6,247 @@ On-prem hourly cost of one node (USD/hour; ``site`` figures from ``cluster/inven
     power        = power_w / 1000 * avg_power_fraction * pue * usd_per_kwh
     colocation   = power_w / 1000 * colocation_usd_per_kw_month * 12 / 8760
     support      = support_pct_per_year / 100 * capex / 8760
-    staff        = staff_usd_per_year / 8760 / nodes_in_fleet
-    total        = depreciation + power + colocation + support + staff
-    opex         = total - depreciation        (what keeps running: "maintenance")
+    staff        = staff_usd_per_node_year / 8760
+    running      = power + colocation + support + staff          (paid every month)
 
-Setup cost = capex of every node + ``site.setup_usd``; maintenance per year = opex * 8760.
+Paid up front: capex + network and storage gear (``network_storage_pct`` of capex) + spares
+(``spares_pct`` of capex) + ``setup_usd``. Cost of capital: what that cash would have earned,
+``upfront * cost_of_capital_pct / 100 / 12`` a month (the same rate is charged on any upfront
+payment to AWS). Resale at the end of the horizon (``residual_value_pct`` of capex) is credited
+in the last month. Cumulative on-prem cost after ``m`` months::
 
-Over a horizon of months, cumulative on-prem cost is ``capex + setup + opex_monthly * m``
-(cash: the hardware is paid up front; its value after the horizon is ignored, which favours
-the cloud). Cumulative cloud cost is ``cloud_monthly * m`` (plus the upfront payment at the
-start of each reserved term). Break-even is the month where the two lines cross, and exists
-only when the cloud costs more per month than on-prem opex:
-``m = (capex + setup) / (cloud_monthly - opex_monthly)``.
+    owned(m) = upfront + (running + capital) * m   [- residual at the horizon]
 
-Cloud cost of the same work, at utilization ``u`` of the fleet's capacity: on-demand and spot
-are paid only while busy (``full_hourly * u``); a reservation is paid for every hour of its
-term, busy or idle, like the fleet itself (``full_hourly``). Savings therefore fall as
-utilization falls: idle on-prem hours still cost money, idle cloud hours do not.
+Renting the same units (a GPU or a vCPU; ``u`` the share of hours busy):
+
+- paid per hour used (on-demand, spot, Capacity Blocks): ``units * price * 730 * u`` a month;
+- commitments (Reserved Instances, Savings Plans): ``units * hourly * 730`` a month, used or
+  not, plus ``units * upfront`` at the start of every term begun.
+
+An option AWS does not price for an accelerator type is filled with on-demand for that type (and
+named so). Spot can be reclaimed, so the *cheapest option able to carry the workload* is chosen
+among the others, per accelerator type. Break-even month vs an option (its effective monthly
+price ``c``): ``m = upfront / (c - running - capital)``, none when ``c`` is not higher.
+Break-even utilization: the ``u`` at which the option costs what owning does over the horizon.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cluster.inventory import Site
+from jobs.cost.prices import BUSY_PAID, Price, term_years
 
 HOURS_PER_YEAR = 8760.0
 HOURS_PER_MONTH = HOURS_PER_YEAR / 12  # 730
 SECONDS_PER_HOUR = 3600.0
+HEADLINE_EXCLUDED = ("spot",)  # can be reclaimed at two minutes' notice
+
+
+def node_costs(nodes: Sequence[tuple[str, str, int, float, float]], site: Site) -> pd.DataFrame:
+    """Hourly cost of each node ``(name, accelerator_type, units, capex, power_w)``, by part;
+    ``units`` are GPUs on a GPU node, CPUs on a CPU-only node (formulas in the docstring)."""
+    df = pd.DataFrame(nodes, columns=["node", "accelerator_type", "units", "capex_usd", "power_w"])
+    kw = df["power_w"] / 1000.0
+    df["depreciation_usd_h"] = df["capex_usd"] / (site.amortization_years * HOURS_PER_YEAR)
+    df["power_usd_h"] = kw * site.avg_power_fraction * site.pue * site.electricity_usd_per_kwh
+    df["colocation_usd_h"] = kw * site.colocation_usd_per_kw_month * 12 / HOURS_PER_YEAR
+    df["support_usd_h"] = site.support_pct_per_year / 100.0 * df["capex_usd"] / HOURS_PER_YEAR
+    df["staff_usd_h"] = site.staff_usd_per_node_year / HOURS_PER_YEAR
+    parts = ["power_usd_h", "colocation_usd_h", "support_usd_h", "staff_usd_h"]
+    df["running_usd_h"] = df[parts].sum(axis=1)
+    df["total_usd_h"] = df["running_usd_h"] + df["depreciation_usd_h"]
+    return df.drop(columns="power_w")
 
 
 @dataclass(frozen=True)
-class SiteRates:
-    """The site's cost figures (the inventory's ``site``; all per the units named)."""
+class Owned:
+    """What owning a fleet costs: paid up front, and every month."""
 
-    electricity_usd_per_kwh: float
-    pue: float
-    avg_power_fraction: float
-    colocation_usd_per_kw_month: float
-    support_pct_per_year: float
-    amortization_years: float
-    staff_usd_per_year: float
-    setup_usd: float
-
-
-@dataclass(frozen=True)
-class NodeCost:
-    """Hourly cost of one node, by component (USD/hour)."""
-
-    name: str
-    accelerator_type: str
-    units: int  # GPUs on a GPU node, CPUs on a CPU-only node
     capex_usd: float
-    depreciation: float
-    power: float
-    colocation: float
-    support: float
-    staff: float
+    network_storage_usd: float
+    spares_usd: float
+    setup_usd: float
+    running_monthly_usd: float  # power, colocation, support, staff
+    capital_monthly_usd: float  # what the upfront cash would have earned
+    residual_usd: float  # resale at the end of the horizon
 
     @property
-    def opex(self) -> float:
-        return self.power + self.colocation + self.support + self.staff
+    def upfront_usd(self) -> float:
+        return self.capex_usd + self.network_storage_usd + self.spares_usd + self.setup_usd
 
     @property
-    def total(self) -> float:
-        return self.depreciation + self.opex
+    def monthly_usd(self) -> float:
+        return self.running_monthly_usd + self.capital_monthly_usd
+
+    def cumulative(self, months: int) -> np.ndarray:
+        """Cash out by the end of months 0..months; resale credited in the last."""
+        out = self.upfront_usd + self.monthly_usd * np.arange(months + 1, dtype=float)
+        out[-1] -= self.residual_usd
+        return out
 
 
-def node_cost(
-    name: str,
-    accelerator_type: str,
-    units: int,
-    capex_usd: float,
-    power_w: float,
-    site: SiteRates,
-    nodes_in_fleet: int,
-) -> NodeCost:
-    """One node's hourly cost (formulas in the module docstring)."""
-    kw = power_w / 1000.0
-    return NodeCost(
-        name=name,
-        accelerator_type=accelerator_type,
-        units=units,
-        capex_usd=capex_usd,
-        depreciation=capex_usd / (site.amortization_years * HOURS_PER_YEAR),
-        power=kw * site.avg_power_fraction * site.pue * site.electricity_usd_per_kwh,
-        colocation=kw * site.colocation_usd_per_kw_month * 12 / HOURS_PER_YEAR,
-        support=site.support_pct_per_year / 100.0 * capex_usd / HOURS_PER_YEAR,
-        staff=site.staff_usd_per_year / HOURS_PER_YEAR / max(nodes_in_fleet, 1),
+def owned(nodes: pd.DataFrame, site: Site) -> Owned:
+    capex = float(nodes["capex_usd"].sum())
+    extra = capex * (site.network_storage_pct + site.spares_pct) / 100
+    upfront = capex + extra + site.setup_usd
+    return Owned(
+        capex_usd=capex,
+        network_storage_usd=capex * site.network_storage_pct / 100,
+        spares_usd=capex * site.spares_pct / 100,
+        setup_usd=site.setup_usd,
+        running_monthly_usd=float(nodes["running_usd_h"].sum()) * HOURS_PER_MONTH,
+        capital_monthly_usd=upfront * site.cost_of_capital_pct / 100 / 12,
+        residual_usd=capex * site.residual_value_pct / 100,
     )
 
 
-def setup_cost(nodes: Iterable[NodeCost], site: SiteRates) -> float:
-    """One-off cost: the purchase of every node plus the site's setup."""
-    return sum(n.capex_usd for n in nodes) + site.setup_usd
-
-
-def maintenance_per_year(nodes: Iterable[NodeCost]) -> float:
-    """Running cost per year: power, colocation, support and staff (not depreciation)."""
-    return sum(n.opex for n in nodes) * HOURS_PER_YEAR
-
-
-def hourly_total(nodes: Iterable[NodeCost]) -> float:
-    """Amortized on-prem cost of the whole fleet per hour, busy or idle."""
-    return sum(n.total for n in nodes)
-
-
-def per_unit_hourly(nodes: Iterable[NodeCost], accelerator_type: str) -> float | None:
-    """On-prem cost per GPU-hour (or CPU-hour) of one accelerator type, amortized."""
-    chosen = [n for n in nodes if n.accelerator_type == accelerator_type]
-    units = sum(n.units for n in chosen)
-    return sum(n.total for n in chosen) / units if units else None
-
-
-def cost_of_hours(hourly_usd: float, hours: float) -> float:
-    """Cost scales linearly with hours: ``hourly * hours``."""
-    return hourly_usd * hours
-
-
-def cloud_cost(amounts: Mapping[str, float], unit_prices: Mapping[str, float | None]) -> float:
-    """``sum(amounts[t] * price[t])`` over accelerator types: with amounts in units (GPUs,
-    vCPUs) it is USD per hour, with unit-hours it is USD. Raises KeyError naming a type that
-    has no price for this option."""
-    total = 0.0
-    for accel, count in amounts.items():
-        price = unit_prices.get(accel)
-        if price is None:
-            raise KeyError(accel)
-        total += count * price
-    return total
-
-
-def onprem_cumulative(months: int, upfront: float, opex_monthly: float) -> list[float]:
-    """Cumulative on-prem cash at the end of months 0..months: ``upfront + opex * m``."""
-    return [upfront + opex_monthly * m for m in range(months + 1)]
-
-
-def cloud_cumulative(
-    months: int, monthly: float, upfront_per_term: float = 0.0, term_months: int | None = None
-) -> list[float]:
-    """Cumulative cloud cost at the end of months 0..months: ``monthly * m`` plus an upfront
-    payment at the start of every reserved term that has begun."""
-    out = []
-    for m in range(months + 1):
-        terms = max(1, math.ceil(m / term_months)) if term_months and upfront_per_term else 0
-        out.append(monthly * m + upfront_per_term * terms)
+def rent_cumulative(
+    hourly: float,
+    upfront: float,
+    option: str,
+    utilization: float,
+    months: int,
+    capital_pct: float = 0.0,
+) -> np.ndarray:
+    """Cumulative cost of one unit rented under ``option`` over months 0..months."""
+    m = np.arange(months + 1, dtype=float)
+    years = term_years(option)
+    if years is None:
+        return hourly * HOURS_PER_MONTH * utilization * m
+    term = 12 * years
+    out = hourly * HOURS_PER_MONTH * m
+    if upfront:
+        for start in range(0, max(months, 1), term):  # paid as each term begins (month start+1)
+            begun = (m > start) | (start == 0)
+            out += np.where(begun, upfront * (1 + capital_pct / 100 / 12 * (m - start)), 0)
     return out
 
 
-def break_even_month(upfront: float, opex_monthly: float, cloud_monthly: float) -> float | None:
-    """Month where cumulative on-prem cost meets the cloud's, or None when the cloud costs no
-    more per month than on-prem opex (the lines never cross)."""
-    if cloud_monthly <= opex_monthly:
-        return None
-    return upfront / (cloud_monthly - opex_monthly)
+def terms_begun(option: str, months: int) -> int:
+    """Commitment terms begun within ``months`` (each pays its upfront fee); 0 for options
+    paid per hour used."""
+    years = term_years(option)
+    return -(-months // (12 * years)) if years else 0
 
 
-def savings_pct(onprem_usd: float, cloud_usd: float) -> float | None:
-    """``(1 - onprem / cloud) * 100``; negative when on-prem costs more; None without cloud."""
-    if cloud_usd <= 0:
-        return None
-    return (1.0 - onprem_usd / cloud_usd) * 100.0
+def price_frame(
+    units: Mapping[str, float], prices: Mapping[str, Mapping[str, Price]], months: int
+) -> pd.DataFrame:
+    """One row per (accelerator type, option) AWS prices, indexed so: the units rented and the
+    price per unit (``prices[type][option]``, a :class:`Price` per unit)."""
+    rows = [
+        {
+            "accelerator_type": t,
+            "option": o,
+            "units": units[t],
+            "hourly_usd": p.hourly_usd,
+            "upfront_usd": p.upfront_usd,
+            "effective_usd_h": p.effective_hourly(o),
+            "busy_paid": o in BUSY_PAID,
+            "terms": terms_begun(o, months),
+            "source": p.source,
+            "as_of": p.as_of,
+            "note": p.note or "",
+        }
+        for t in units
+        for o, p in prices[t].items()
+    ]
+    return pd.DataFrame(rows).set_index(["accelerator_type", "option"])
 
 
-def planned_savings_pct(
-    upfront: float,
-    opex_monthly: float,
-    cloud_full_monthly: float,
-    utilization: float,
-    months: int,
+def rent_costs(
+    prices: pd.DataFrame, utilization: float, months: int, capital_pct: float
+) -> pd.DataFrame:
+    """Cumulative cost (columns 0..months) of renting each row's units under its option."""
+    curves = [
+        r.units
+        * rent_cumulative(r.hourly_usd, r.upfront_usd, r.Index[1], utilization, months, capital_pct)
+        for r in prices.itertuples()
+    ]
+    return pd.DataFrame(curves, index=prices.index)
+
+
+def option_parts(
+    index: pd.MultiIndex, types: Sequence[str], options: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """Per option, the (type, option) rows a fleet's cost adds up: a type AWS does not price
+    under the option is counted on-demand. Options no type has are left out."""
+    have = set(index)
+    return {
+        o: [(t, o if (t, o) in have else "on-demand") for t in types]
+        for o in options
+        if any((t, o) in have for t in types)
+    }
+
+
+def cheapest(costs: pd.DataFrame) -> dict[str, str]:
+    """Per accelerator type, the option with the lowest total that can carry the workload."""
+    total = costs.iloc[:, -1]
+    eligible = total[~total.index.get_level_values(1).isin(HEADLINE_EXCLUDED)]
+    return {t: eligible.xs(t).idxmin() for t in dict.fromkeys(eligible.index.get_level_values(0))}
+
+
+def mix_name(choice: Mapping[str, str]) -> str:
+    """``{"H100": "Capacity Block", "L40S": "on-demand"}`` -> ``Capacity Block (on-demand for
+    L40S)``: the cheaper deal first, the types it does not cover after it."""
+    by_option: dict[str, list[str]] = {}
+    for accel, option in choice.items():
+        by_option.setdefault(option, []).append(accel)
+    main, *rest = sorted(by_option, key=lambda o: (o == "on-demand", -len(by_option[o])))
+    if not rest:
+        return main
+    if rest == ["on-demand"]:
+        return f"{main} (on-demand for {', '.join(by_option['on-demand'])})"
+    return "; ".join(f"{o} for {', '.join(by_option[o])}" for o in [main, *rest])
+
+
+def savings_pct(owned_usd: float, cloud_usd: float) -> float | None:
+    """``(1 - owned / cloud) * 100``; negative when owning costs more; None without cloud."""
+    return None if cloud_usd <= 0 else (1.0 - owned_usd / cloud_usd) * 100.0
+
+
+def break_even_month(own: Owned, cloud_monthly: float) -> float | None:
+    """Month where owning has cost what renting has; None if the lines never cross."""
+    gap = cloud_monthly - own.monthly_usd
+    return own.upfront_usd / gap if gap > 0 else None
+
+
+def break_even_utilization(
+    owned_total: float, fixed: float, per_utilization: float
 ) -> float | None:
-    """Savings over ``months`` of an owned fleet vs paying the cloud only for the busy share
-    (on-demand or spot) of the same capacity: ``cloud = cloud_full_monthly * u * months``."""
-    onprem = upfront + opex_monthly * months
-    return savings_pct(onprem, cloud_full_monthly * utilization * months)
-
-
-def break_even_utilization(onprem_hourly: float, cloud_full_hourly: float) -> float | None:
-    """Utilization above which owning is cheaper than paying by the hour (amortized view):
-    ``onprem_hourly / cloud_full_hourly``; may exceed 1 (owning never pays)."""
-    return onprem_hourly / cloud_full_hourly if cloud_full_hourly > 0 else None
-
-
-def cost_per_million_tokens(
-    hourly_usd: float, tokens_per_s: float, utilization: float = 1.0
-) -> float | None:
-    """USD per 1M generated tokens: ``hourly / (tokens_per_s * 3600 * utilization) * 1e6``.
-
-    For an owned replica ``utilization`` is the share of hours it serves (idle hours are paid
-    too); for cloud capacity paid only while busy, leave it at 1.
-    """
-    if tokens_per_s <= 0 or utilization <= 0:
+    """``u`` where ``fixed + per_utilization * u`` (renting over the horizon) equals owning;
+    None when renting costs the same at any utilization (commitments) or never reaches it."""
+    if per_utilization <= 0:
         return None
-    return hourly_usd / (tokens_per_s * SECONDS_PER_HOUR * utilization) * 1e6
+    return (owned_total - fixed) / per_utilization
+
+
+def bisect_utilization(
+    cost_at: Callable[[float], float], owned_total: float, high: float = 4.0
+) -> float | None:
+    """The ``u`` in (0, high] where the increasing ``cost_at(u)`` reaches ``owned_total``."""
+    lo, hi = 0.0, high
+    if cost_at(hi) < owned_total:
+        return None
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cost_at(mid) < owned_total else (lo, mid)
+    return hi
+
+
+def cost_per_million(total_usd: float, tokens: float) -> float | None:
+    """USD per 1M tokens: ``total / tokens * 1e6``."""
+    return total_usd / tokens * 1e6 if tokens > 0 else None
+
+
+def tokens_made(
+    units: Mapping[str, float], tokens_per_s: Mapping[str, float], utilization: float, months: int
+) -> float:
+    """Tokens a fleet makes in ``months`` if every busy hour runs at ``tokens_per_s`` per unit."""
+    per_s = sum(n * tokens_per_s.get(t, 0.0) for t, n in units.items())
+    return per_s * SECONDS_PER_HOUR * HOURS_PER_MONTH * months * utilization

@@ -24,6 +24,7 @@ from cluster import paths
 from cluster.chat import ChatFormatError, read_chat_jsonl
 from cluster.ledger import Allocation
 from cluster.store import ModelStore, StoreError
+from cluster.usage import cluster_gpu_type, node_accelerator_type, workers_held
 from jobs.train.config import FinetuneConfig
 from jobs.train.data import Tokenized, apply_mix, token_stats, tokenize_all
 
@@ -299,6 +300,16 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out: Path) -> None:
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     merged.save_pretrained(out)
     AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(out)
+
+
+def requested(cfg: FinetuneConfig) -> list[Allocation]:
+    """What Ray reserves for the worker group (workers x resources per worker), declared before
+    training so a run that fails or is stopped before it reports its placement is charged it."""
+    sc = cfg.scaling
+    if sc.use_gpu:
+        accel = sc.accelerator_type or cluster_gpu_type() or "GPU"
+        return [workers_held(accel, sc.num_workers, sc.cpus_per_worker, sc.gpus_per_worker)]
+    return [workers_held(node_accelerator_type(), sc.num_workers, sc.cpus_per_worker, 0.0)]
 
 
 def allocations(cfg: FinetuneConfig, placement: list[dict[str, Any]]) -> list[Allocation]:

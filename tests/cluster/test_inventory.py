@@ -52,5 +52,5 @@ def test_duplicate_names_and_missing_head(tmp_path):
 
 
 def test_unknown_fleet_names_the_known_ones():
-    with pytest.raises(ConfigError, match="use one of: laptop, onprem"):
+    with pytest.raises(ConfigError, match="use one of: l40s, laptop, onprem"):
         load_inventory(fleet="mars")

@@ -1,10 +1,12 @@
 import datetime as dt
+import os
+import signal
 
 import pytest
 from ray.job_submission import JobDetails, JobStatus, JobType
 
 from cluster.ledger import Allocation, Ledger, kind_from_entrypoint
-from cluster.usage import submission_id, track
+from cluster.usage import Stopped, submission_id, track
 
 
 @pytest.fixture
@@ -66,6 +68,29 @@ def test_track_records_success_and_failure(ledger, monkeypatch):
     assert all(u["cpus"] == 1.0 for u in ledger.usage())
 
 
+def test_a_run_that_fails_or_is_stopped_is_charged_what_it_held(ledger):
+    workers = Allocation("H100", gpus=16, cpus=32, nodes=2)
+    with pytest.raises(RuntimeError), track("finetune", "fails", ledger=ledger, holds=[workers]):
+        raise RuntimeError("worker died at step 7")
+    # `ray job stop` sends SIGTERM: the block unwinds as Stopped and the record says so
+    with pytest.raises(Stopped) as stop, track("finetune", "stops", ledger=ledger, holds=[workers]):
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pause()  # the handler raises here, as it would inside fit()
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after the block
+    status = {w["name"]: w["status"] for w in ledger.workloads()}
+    assert status == {"fails": "FAILED", "stops": "STOPPED"}
+    for row in ledger.usage():
+        assert (row["gpus"], row["cpus"], row["nodes"]) == (16, 32, 2)
+        assert row["gpu_hours"] == pytest.approx(16 * row["hours"]) and row["hours"] > 0
+
+
+def test_what_the_work_reports_replaces_what_it_declared(ledger):
+    with track("finetune", "ok", ledger=ledger, holds=[Allocation("CPU", cpus=4)]) as run:
+        run.allocations = [Allocation("CPU", cpus=2, nodes=1)]
+    assert [r["cpus"] for r in ledger.usage()] == [2]
+
+
 def test_track_survives_a_broken_ledger(tmp_path):
     broken = tmp_path / "ro"
     broken.mkdir()
@@ -120,10 +145,14 @@ def test_import_adds_hand_run_jobs_once_and_skips_self_recorded(ledger):
     assert "running" not in rows
 
 
-def test_import_closes_a_record_whose_driver_died(ledger):
-    ledger.start("finetune", "r", submission_id="died")
-    ledger.import_ray_jobs([_job("died", "python -m jobs.finetune", status=JobStatus.FAILED)])
-    assert ledger.workloads()[0]["status"] == "FAILED"
+def test_import_closes_a_record_whose_driver_died_and_charges_what_it_held(ledger):
+    holds = {"accelerator_type": "H100", "gpus": 8.0, "cpus": 16.0, "nodes": 1.0}
+    ledger.start("finetune", "r", submission_id="died", meta={"holds": [holds]}, started_at=T0)
+    ledger.import_ray_jobs([_job("died", "python -m jobs.finetune", status=JobStatus.STOPPED)])
+    (row,) = ledger.workloads()
+    assert row["status"] == "STOPPED" and row["ended_at"] is not None
+    (use,) = ledger.usage()
+    assert use["gpus"] == 8 and use["gpu_hours"] == pytest.approx(8 * 600 / 3600)
 
 
 @pytest.mark.parametrize(

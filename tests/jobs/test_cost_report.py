@@ -18,21 +18,36 @@ FILES = {
     "report.md",
     "report.html",
     "summary.json",
-    "cumulative.png",
-    "savings_vs_utilization.png",
-    "pricing_options.png",
-    "workloads.png",
-    "capacity_plan.png",
-    "results.csv",
-    "options.csv",
-    "rates.csv",
-    "inputs.csv",
-    "node_costs.csv",
-    "usage_by_type.csv",
-    "usage_by_kind.csv",
-    "cumulative.csv",
-    "savings_vs_utilization.csv",
-    "capacity_plan.csv",
+    *(
+        f"{c}.png"
+        for c in (
+            "cumulative",
+            "savings_vs_utilization",
+            "options",
+            "per_token",
+            "sensitivity",
+            "workloads",
+            "capacity_plan",
+        )
+    ),
+    *(
+        f"{c}.csv"
+        for c in (
+            "results",
+            "options",
+            "prices",
+            "cumulative",
+            "savings_vs_utilization",
+            "scenarios",
+            "per_token",
+            "sensitivity",
+            "node_costs",
+            "usage_by_type",
+            "usage_by_kind",
+            "inputs",
+            "capacity_plan",
+        )
+    ),
 }
 
 
@@ -68,41 +83,67 @@ def test_demo_profile_writes_the_whole_report(platform_root, monkeypatch, capsys
     assert {p.name for p in folder.iterdir()} == FILES
 
     r = json.loads((folder / "summary.json").read_text())["results"]
-    # the example `onprem` fleet at 60% for 36 months against the snapshot's on-demand prices
-    assert r["setup_usd"] == pytest.approx(660000.0)
-    assert r["maintenance_per_year_usd"] == pytest.approx(156951.8, abs=0.1)
-    assert r["savings_pct_vs_on_demand"] == pytest.approx(41.30, abs=0.01)
-    assert r["break_even_month_vs_on_demand"] == pytest.approx(16.32, abs=0.01)
-    # the fake benchmark: concurrency 4 is the highest within the 10 s SLO;
+    # The example `onprem` fleet at 60% for 36 months (cluster/inventory.yaml):
+    #   up front 635,000 servers + 63,500 network/storage (10%) + 19,050 spares (3%) + 10,000
+    #   running 15,257.4 power + 50,894.4 colocation + 50,800 support + 40,000 staff a year
+    #   capital 727,550 x 7% = 50,928.5 a year -> owned 727,550 + 3 x 207,880.3 = 1,351,191
+    assert r["setup_usd"] == pytest.approx(727550.0)
+    assert r["running_per_year_usd"] == pytest.approx(156951.8, abs=0.1)
+    assert r["owned_total_usd"] == pytest.approx(1351190.9, abs=0.5)
+    # cheapest able to carry it: H100 Capacity Blocks ($39.33 / 8 GPUs, busy hours), the rest
+    # on-demand: 16 x 4.91625 x 26,280 h x 0.6 + 165,448 (L40S) + 25,430.6 (CPU) = 1,431,189
+    assert r["cheapest_option"] == "Capacity Block (on-demand for CPU, L40S)"
+    assert r["cheapest_total_usd"] == pytest.approx(1431189.5, abs=1.0)
+    assert r["savings_pct_vs_cheapest"] == pytest.approx(5.59, abs=0.01)
+    assert r["break_even_month_vs_cheapest"] == pytest.approx(32.43, abs=0.01)
+    assert r["savings_pct_vs_on_demand"] == pytest.approx(29.87, abs=0.01)
+    assert r["break_even_month_vs_on_demand"] == pytest.approx(20.10, abs=0.01)
+    # per 1M output tokens: (16 x 125 + 4 x 38) tok/s x 3600 x 730 x 0.6 a month, and the
+    # API's 15 + 200/64 x 3.75 = 26.71875 with the prompts
+    per_1m = r["usd_per_1m_output_tokens"]
+    assert per_1m["owned"] == pytest.approx(1351190.9 / (2152 * 3600 * 730 * 0.6 * 36) * 1e6, 1e-4)
+    assert per_1m["fine-tuned gpt-4o"] == pytest.approx(26.71875)
+    # the fake benchmark (the laptop): concurrency 4 is the highest within the 10 s SLO;
     # its p95 is interpolated: 6.0 + (7.1 - 6.0) * 5/9
-    assert r["latency_p50_s"] == pytest.approx(5.3)
-    assert r["latency_p95_s"] == pytest.approx(6.6111, abs=1e-4)
-    # the laptop: 2 h x 2 + 10 h x 2 + 0.5 h x 1 = 24.5 CPU-hours of 2 CPUs x 720 h
+    assert r["measured_latency_p50_s"] == pytest.approx(5.3)
+    assert r["measured_latency_p95_s"] == pytest.approx(6.6111, abs=1e-4)
+    # the laptop: 2 h x 2 + 10 h x 2 + 0.5 h x 1 = 24.5 CPU-hours of 2 CPUs x 720 h: idle
     assert r["measured_utilization"] == pytest.approx(24.5 / 1440)
+    assert r["measured_idle"] and r["measured_savings_pct"] is None
     assert r["prices"].startswith("snapshot prices as of 2026-08")
 
     md = (folder / "report.md").read_text()
-    assert md.startswith("# Cost report: on-prem vs AWS")
+    assert md.startswith("# Cost report: on-prem vs AWS and the cloud API")
     results = md.split("## Results")[1].split("##")[0]
     for row in (
-        "| Setup cost | $660,000",
-        "| Maintenance cost per year | $156,952",
-        "| Latency (measured p50 / p95) | 5.30 s / 6.61 s",
-        "| Total cost savings | 41.3%",
+        "AWS, cheapest able to carry it: Capacity Block (on-demand for CPU, L40S) | AWS on-demand"
+        " | Cloud API: fine-tuned gpt-4o (list prices) |",
+        "| Paid up front | $727,550 ($635,000 servers, $63,500 network and storage",
+        "| Owning saves | - | 5.6% | 29.9% |",
+        "| USD per 1M output tokens | $11.06 | $11.72 | $15.77 | $26.72",
+        "| Latency | not measured on this fleet",
     ):
         assert row in results, row
-    assert "Break-even vs on-demand: month 16.3" in md
+    assert "5.30 s" not in results  # the laptop's latency stays out of the GPU fleet's table
     for section in (
         "Cumulative cost over 36 months",
         "Savings vs utilization",
-        "On-demand, reserved and spot",
-        "Usage by workload (ledger)",
-        "Cost per 1M generated tokens",
+        "AWS prices and where they come from",
+        "Cost per 1M tokens: fleets side by side",
+        "What moves the answer",
+        "Measured on this machine",
         "Capacity plan",
+        "On-prem cost per node",
         "Inputs and their sources",
+        "Method",
     ):
         assert f"## {section}" in md
-    assert "[epoch]" in md and "snapshot as of 2026-08" in md
+    measured = md.split("## Measured on this machine")[1].split("##")[0]
+    assert "Fleet `laptop` was nearly idle over 720 h: busy 1.7% of its CPU-hours" in measured
+    assert "per busy CPU-hour" in measured and "%" not in measured.split("per busy")[1][:120]
+    assert "Latency (measured p50 / p95): 5.30 s / 6.61 s" in measured
+    assert "- EC2 Capacity Blocks for ML: no price for CPU (m7i.xlarge), L40S (g6e.12xlarge)" in md
+    assert "pricing=live`" in md and "[epoch]" in md and "aws-capacity-blocks-page" in md
     with capsys.disabled():
         print(results.strip())
 
@@ -140,7 +181,7 @@ def test_live_pricing_without_credentials_falls_back_and_says_so(
     assert prices["fallback"].startswith("fell back to the snapshot: live pull failed (NoCred")
     md = (folder / "report.md").read_text()
     assert "fell back to the snapshot: live pull failed (NoCredentialsError" in md
-    assert "Latency (measured p50 / p95) | not measured" in md
+    assert "Latency (measured p50 / p95): not measured" in md
 
 
 def test_bad_input_exits_2_before_any_work(platform_root, monkeypatch, capsys):
@@ -152,7 +193,7 @@ def test_bad_input_exits_2_before_any_work(platform_root, monkeypatch, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "fleet = 'nowhere': is not a fleet of cluster/inventory.yaml" in err
-    assert "Fix: use one of: laptop, onprem" in err
+    assert "Fix: use one of: l40s, laptop, onprem" in err
     assert "bench = '/no/bench.json': no such file" in err
     assert not (platform_root / "reports").exists()
     assert not (platform_root / ".cluster").exists()  # the ledger was not even opened
@@ -184,7 +225,7 @@ def test_cost_report_through_ray_job_submit(ray_cluster):
     assert job.ok, job.output
     folder = ray_cluster.root / "reports" / "cost" / "ray"
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["results"]["setup_usd"] == pytest.approx(660000.0)
+    assert summary["results"]["setup_usd"] == pytest.approx(727550.0)
     assert (folder / "report.html").stat().st_size > 50_000
     ledger = Ledger(f"sqlite:///{ray_cluster.root / '.cluster' / 'ledger.db'}")
     assert any(w["submission_id"] == job.submission_id for w in ledger.workloads(kind="cost"))

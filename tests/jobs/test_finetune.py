@@ -124,6 +124,47 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, small_mod
     assert result["restarts"] == 1 and result["steps"] == 24
 
 
+def ledger_rows(cluster, submission_id):
+    ledger = Ledger(f"sqlite:///{cluster.root / '.cluster' / 'ledger.db'}")
+    return [r for r in ledger.usage() if r["submission_id"] == submission_id]
+
+
+def test_a_run_that_fails_mid_training_is_charged_both_workers(ray_cluster, small_model_dir):
+    name = "small-fails"
+    run_dir = ray_cluster.root / "runs" / name
+    t, box = _in_background(
+        lambda: finetune(
+            ray_cluster,
+            f"model={small_model_dir}",
+            f"run_name={name}",
+            "train.max_steps=40",
+            "checkpoint.every_steps=4",
+            "checkpoint.max_failures=0",  # no restart: the first worker failure ends the run
+            "train.micro_batch_size=8",
+            "data.valid=null",
+        )
+    )
+    _wait_for_checkpoint(run_dir, 4)
+    workers = [
+        p for p in ray_cluster.processes() if "RayTrainWorker" in " ".join([*p.cmdline(), p.name()])
+    ]
+    assert len(workers) == 2
+    killed_at = time.time()
+    workers[-1].send_signal(signal.SIGKILL)
+    t.join(timeout=600)
+    job = box["result"]
+    assert not job.ok and "training failed" in job.output, job.output[-3000:]
+    assert ray_cluster.job_client().get_job_info(job.submission_id).driver_exit_code == 1
+    assert max(m["step"] for m in read_metrics(run_dir)) < 40  # it did fail mid-training
+    (row,) = ledger_rows(ray_cluster, job.submission_id)
+    assert row["kind"] == "finetune" and row["status"] == "FAILED"
+    # both workers (1 CPU each), not the driver's one CPU, for the run's wall time until it failed
+    assert row["accelerator_type"] == "CPU" and row["cpus"] == 2 and row["gpus"] == 0
+    assert row["cpu_hours"] == pytest.approx(2 * row["hours"])
+    first_step = read_metrics(run_dir)[0]["time"]
+    assert killed_at - first_step < row["hours"] * 3600 < job.seconds
+
+
 def test_a_stopped_run_resumes_by_name(ray_cluster, small_model_dir):
     name = "small-stopped"
     run_dir = ray_cluster.root / "runs" / name
@@ -148,6 +189,8 @@ def test_a_stopped_run_resumes_by_name(ray_cluster, small_model_dir):
     client.stop_job(sid)
     t.join(timeout=300)
     assert client.get_job_info(sid).status == "STOPPED"
+    (row,) = ledger_rows(ray_cluster, sid)  # closed by the job itself on SIGTERM
+    assert row["status"] == "STOPPED" and row["cpus"] == 2 and row["hours"] > 0
     first = read_metrics(run_dir)
     last_ckpt = max(m["step"] for m in first if m.get("checkpoint"))
     again = finetune(ray_cluster, *args)

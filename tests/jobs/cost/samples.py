@@ -1,14 +1,22 @@
 """Real-shaped test data: Price List ``PriceList`` entries (JSON strings, as
-``pricing.get_products(FormatVersion="aws_v1")`` returns them) and a small bench.json.
+``pricing.get_products(FormatVersion="aws_v1")`` returns them), Savings Plans offering rates,
+Capacity Block offerings, spot history, instance types, a full price book and a bench.json.
 
-The shape (keys, nesting, term and rate codes, string-typed prices) follows the AWS Price List
-API; the reserved prices are made-up test numbers, not AWS figures.
+The shapes (keys, nesting, codes, string-typed prices) follow the AWS APIs (botocore's service
+models: Stubber checks every response against them); the prices are made-up test numbers, not
+AWS figures, unless a comment says otherwise.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import uuid
+from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parents[3]
+SNAPSHOT = REPO / "data" / "pricing" / "aws-2026-08.json"
 
 ON_DEMAND_CODE = "JRTCKXETXF"
 HOURLY_RATE = "6YS6EN2CT7"
@@ -175,3 +183,105 @@ def bench_json(created_at: str = "2026-11-20T10:00:00+00:00") -> dict[str, Any]:
             for c, tok, rps, e2e in levels
         ],
     }
+
+
+def sp_rate(
+    itype: str,
+    plan: str,
+    years: int,
+    payment: str,
+    rate: str,
+    region: str = "us-east-1",
+    usage: str | None = None,
+) -> dict[str, Any]:
+    """One ``searchResults`` element of ``describe_savings_plans_offering_rates``."""
+    family = itype.split(".")[0]
+    return {
+        "savingsPlanOffering": {
+            "offeringId": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{itype}{plan}{years}{payment}")),
+            "paymentOption": payment,
+            "planType": plan,
+            "durationSeconds": years * 31536000,
+            "currency": "USD",
+            "planDescription": f"{years} year {payment} {family} {plan} Savings Plan",
+        },
+        "rate": rate,
+        "unit": "Hrs",
+        "productType": "EC2",
+        "serviceCode": "AmazonEC2",
+        "usageType": usage or f"BoxUsage:{itype}",
+        "operation": "RunInstances",
+        "properties": [
+            {"name": "region", "value": region},
+            {"name": "instanceType", "value": itype},
+            {"name": "instanceFamily", "value": family},
+            {"name": "productDescription", "value": "Linux/UNIX"},
+            {"name": "tenancy", "value": "shared"},
+        ],
+    }
+
+
+def block_offering(itype: str, hours: int, fee: str, az: str, start: dt.datetime) -> dict[str, Any]:
+    """One ``CapacityBlockOfferings`` element of ``describe_capacity_block_offerings``."""
+    return {
+        "CapacityBlockOfferingId": f"cbr-{uuid.uuid5(uuid.NAMESPACE_DNS, az + fee).hex[:17]}",
+        "InstanceType": itype,
+        "AvailabilityZone": az,
+        "InstanceCount": 1,
+        "StartDate": start,
+        "EndDate": start + dt.timedelta(hours=hours),
+        "CapacityBlockDurationHours": hours,
+        "UpfrontFee": fee,
+        "CurrencyCode": "USD",
+        "Tenancy": "default",
+    }
+
+
+def instance_type(itype: str, vcpus: int, mib: int, gpu: tuple[str, int, int] | None) -> dict:
+    """One ``InstanceTypes`` element of ``describe_instance_types`` (the fields read)."""
+    out: dict[str, Any] = {
+        "InstanceType": itype,
+        "VCpuInfo": {"DefaultVCpus": vcpus},
+        "MemoryInfo": {"SizeInMiB": mib},
+    }
+    if gpu:
+        name, count, gpu_mib = gpu
+        out["GpuInfo"] = {
+            "Gpus": [
+                {
+                    "Name": name,
+                    "Manufacturer": "NVIDIA",
+                    "Count": count,
+                    "MemoryInfo": {"SizeInMiB": gpu_mib},
+                }
+            ],
+            "TotalGpuMemoryInMiB": count * gpu_mib,
+        }
+    return out
+
+
+def full_book(tmp_path: Path) -> Path:
+    """The shipped snapshot plus every option for its three default instances (test numbers):
+    RI, EC2 Instance SP and Compute SP at fixed shares of on-demand, and spot at 35%."""
+    data = json.loads(SNAPSHOT.read_text())
+    data["sources"]["test"] = "made-up test numbers"
+    for itype, od in (("p5.48xlarge", 55.04), ("g6e.12xlarge", 10.49264), ("m7i.xlarge", 0.2016)):
+        prices = data["regions"]["us-east-1"][itype]["prices"]
+        for family, share in (("RI", 0.5), ("EC2 Instance SP", 0.55), ("Compute SP", 0.7)):
+            for term, years in (("1yr", 1), ("3yr", 3)):
+                for payment, up in (
+                    ("No Upfront", 0.0),
+                    ("Partial Upfront", 0.5),
+                    ("All Upfront", 1.0),
+                ):
+                    eff = od * share * (1.0 if years == 1 else 0.9)
+                    prices[f"{family} {term} {payment}"] = {
+                        "hourly_usd": eff * (1 - up),
+                        "upfront_usd": eff * up * 8760 * years,
+                        "source": "test",
+                        "as_of": "test",
+                    }
+        prices["spot"] = {"hourly_usd": od * 0.35, "source": "test", "as_of": "test"}
+    path = tmp_path / "aws-test.json"
+    path.write_text(json.dumps(data))
+    return path

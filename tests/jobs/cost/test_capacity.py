@@ -1,6 +1,5 @@
 """Reading a benchmark, p95 from p90/p99, the operating point under an SLO, and the plan."""
 
-import itertools
 import json
 
 import pytest
@@ -71,16 +70,18 @@ def test_plan_month_by_month():
         instance_hourly_usd=55.04,
     )
     months = cap.plan(shape, 1.0, 100.0, growth_pct_per_month=10, months=24, headroom=0.8)
+    first, last = months.iloc[0], months.iloc[-1]
     # month 0: 100 tok/s -> 3 replicas; month 2: 121 -> 4; one 8-GPU node holds them all
-    assert [m.replicas for m in months[:3]] == [3, 3, 4]
-    assert months[0].nodes == 1 and months[0].new_nodes == 1
-    assert months[0].onprem_monthly_usd == pytest.approx(305000.0)
-    assert months[0].cloud_monthly_usd == pytest.approx(55.04 * 730)
-    assert months[1].onprem_monthly_usd == pytest.approx(5000.0)
+    assert list(months.replicas[:3]) == [3, 3, 4]
+    assert first.nodes == 1 and first.new_nodes == 1
+    assert first.onprem_monthly_usd == pytest.approx(305000.0)
+    assert first.cloud_monthly_usd == pytest.approx(55.04 * 730)
+    assert months.onprem_monthly_usd[1] == pytest.approx(5000.0)
     # demand 100 * 1.1^23 = 895 tok/s -> 23 replicas -> 3 nodes, never fewer than before
-    assert months[-1].replicas == 23 and months[-1].nodes == 3
-    assert all(b.nodes >= a.nodes for a, b in itertools.pairwise(months))
+    assert last.replicas == 23 and last.nodes == 3
+    assert months.nodes.is_monotonic_increasing and months.new_nodes.sum() == 3
     cross = cap.crossover_month(months)
     assert cross is not None
-    assert all(m.onprem_cumulative_usd <= m.cloud_cumulative_usd for m in months[cross:])
-    assert months[cross - 1].onprem_cumulative_usd > months[cross - 1].cloud_cumulative_usd
+    after, before = months[months.month >= cross], months.iloc[cross - 1]
+    assert (after.onprem_cumulative_usd <= after.cloud_cumulative_usd).all()
+    assert before.onprem_cumulative_usd > before.cloud_cumulative_usd

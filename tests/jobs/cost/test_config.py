@@ -43,7 +43,7 @@ def test_unknown_fleet_names_the_known_ones():
     problems, text = problems_of("fleet=nowhere")
     assert [(p.field, p.value) for p in problems] == [("fleet", "nowhere")]
     assert "is not a fleet of cluster/inventory.yaml" in text
-    assert "Fix: use one of: laptop, onprem" in text
+    assert "Fix: use one of: l40s, laptop, onprem" in text
     both, _ = problems_of("fleet=nowhere", "measured_fleet=null")  # one fleet, one problem
     assert [p.field for p in both] == ["fleet"]
 
@@ -65,7 +65,9 @@ def test_unknown_gpu_model_names_the_known_ones_and_the_fix(tmp_path):
       power_w: 1200
 """
     )
-    problems, text = problems_of(f"inventory={inv}", "fleet=gaming", "measured_fleet=gaming")
+    problems, text = problems_of(
+        f"inventory={inv}", "fleet=gaming", "measured_fleet=gaming", "scenarios=[]"
+    )
     gpu = [p for p in problems if p.value == "RTX4090"]
     assert gpu and gpu[0].field == "fleet gaming: gpu.model"
     assert "known: A100-40GB, A100-80GB, A10G, H100, H200, L4, L40S, T4, V100" in text
@@ -81,6 +83,7 @@ def test_unknown_gpu_model_names_the_known_ones_and_the_fix(tmp_path):
             "fleet=gaming",
             "measured_fleet=gaming",
             "capacity=null",
+            "scenarios=[]",
             "equivalence={RTX4090: g6e.xlarge}",
         ],
     )
@@ -89,7 +92,7 @@ def test_unknown_gpu_model_names_the_known_ones_and_the_fix(tmp_path):
 
 def test_missing_bench_and_malformed_snapshot_are_reported_together(tmp_path):
     snap = json.loads((REPO / "data/pricing/aws-2026-08.json").read_text())
-    snap["regions"]["us-east-1"]["p5.48xlarge"]["on_demand_usd"] = "fifty"
+    snap["regions"]["us-east-1"]["p5.48xlarge"]["prices"]["on-demand"]["hourly_usd"] = "fifty"
     bad = tmp_path / "aws-bad.json"
     bad.write_text(json.dumps(snap))
     problems, text = problems_of(
@@ -98,13 +101,13 @@ def test_missing_bench_and_malformed_snapshot_are_reported_together(tmp_path):
         "since=2026-11-10",
         "until=2026-11-01",
         "equivalence={H100: p5-48xlarge}",
-        "measured_site={pue: 1.0, staf_usd_per_year: 0}",
+        "measured_site={pue: 1.0, staf_usd_per_node_year: 0}",
     )
     fields = [p.field for p in problems]
     assert "bench" in fields and "since" in fields and "equivalence.H100" in fields
     assert "measured_site" in fields
     snap_problem = next(p for p in problems if p.field.startswith("snapshot"))
-    assert "regions.us-east-1.p5.48xlarge.on_demand_usd" in snap_problem.field
+    assert "regions.us-east-1.p5.48xlarge.prices.on-demand.hourly_usd" in snap_problem.field
     assert snap_problem.value == "fifty"
     assert "no such file" in text and "give the path of a bench.json" in text
     assert "5 problems" in text  # since, measured_site, equivalence, snapshot, bench
@@ -127,3 +130,36 @@ def test_ledger_usage_on_an_unknown_gpu_is_refused_in_preflight(tmp_path):
     problem = err.value.problems[0]
     assert (problem.field, problem.value) == ("ledger accelerator_type", "MI300X")
     assert "equivalence: {MI300X:" in problem.fix
+
+
+def test_scenarios_name_fleets_and_gpu_models_of_the_inventory():
+    problems, text = problems_of(
+        "scenarios=[{fleet: l40s, model: 8B, params_b: 8, serve_tokens_per_s: {L40: 275}, "
+        "source: test}, {fleet: mars, model: 8B, params_b: 8, serve_tokens_per_s: {}, "
+        "source: test}]"
+    )
+    assert [(p.field, p.value) for p in problems] == [("scenarios.1.fleet", "mars")]
+    problems, text = problems_of(
+        "scenarios=[{fleet: l40s, model: 8B, params_b: 8, serve_tokens_per_s: {L40: 275}, "
+        "source: test}]"
+    )
+    assert [(p.field, p.value) for p in problems] == [("scenarios.0.serve_tokens_per_s", "L40")]
+    assert "is not a GPU model of fleet 'l40s' (L40S). Fix: did you mean L40S?" in text
+
+
+def test_the_api_prices_default_to_the_sourced_list_prices():
+    cfg = load_config(CostConfig, REPO / "jobs/configs/cost/onprem.yaml")
+    team, mini = cfg.api
+    assert (team.name, team.input_usd_per_1m, team.output_usd_per_1m) == (
+        "fine-tuned gpt-4o",
+        3.75,
+        15.0,
+    )
+    assert (team.training_usd_per_1m, mini.training_usd_per_1m) == (25.0, 3.0)
+    assert "OpenAI list prices" in team.source and "April 2026" in team.source
+    # 1024 prompt tokens per 256 output tokens: 15 + 4 x 3.75 = 30 USD per 1M output tokens
+    assert team.per_1m_output(1024, 256) == pytest.approx(30.0)
+    assert [s.fleet for s in cfg.scenarios] == ["onprem", "l40s"] and cfg.fleets == [
+        "onprem",
+        "l40s",
+    ]

@@ -1,13 +1,10 @@
 """On-prem GPU models and CPUs priced through the AWS instance that carries them."""
 
-from pathlib import Path
-
 import pytest
 
 from jobs.cost.equivalence import EquivalenceError, check_models, instance_for, unit_rate
 from jobs.cost.prices import load_price_book
-
-SNAPSHOT = Path(__file__).resolve().parents[3] / "data" / "pricing" / "aws-2026-08.json"
+from tests.jobs.cost.samples import SNAPSHOT
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +16,15 @@ def test_per_gpu_and_per_vcpu_rates(book):
     h100 = unit_rate("H100", book, "us-east-1")
     assert (h100.instance_type, h100.unit, h100.units_per_instance) == ("p5.48xlarge", "GPU", 8)
     assert h100.on_demand == pytest.approx(55.04 / 8)  # 6.88 per GPU-hour
-    assert h100.instance_on_demand == pytest.approx(55.04)
-    assert h100.spot is None and h100.reserved == {} and h100.option("3yr All Upfront") is None
+    assert h100.prices["Capacity Block"].hourly_usd == pytest.approx(39.33 / 8)  # 4.916
+    assert h100.prices["Capacity Block"].source == "aws-capacity-blocks-page"
+    assert set(h100.prices) == {"on-demand", "Capacity Block"}
     a100 = unit_rate("A100-80GB", book, "us-east-1")
     assert a100.on_demand == pytest.approx(27.44705 / 8) and not a100.notes
     cpu = unit_rate("CPU", book, "us-east-1")
     assert (cpu.instance_type, cpu.unit) == ("m7i.xlarge", "vCPU")
     assert cpu.on_demand == pytest.approx(0.2016 / 4)
-    assert cpu.spot == pytest.approx(0.0888 / 4)  # median of the zones in the snapshot
+    assert cpu.prices["spot"].hourly_usd == pytest.approx(0.0888 / 4)  # median of the zones
 
 
 def test_overrides_and_a_different_gpu_is_noted(book):
@@ -55,4 +53,7 @@ def test_an_instance_missing_from_the_prices_says_how_to_fix_it(book):
     problem = err.value.problems[0]
     assert (problem.field, problem.value) == ("equivalence.V100", "p3.2xlarge")
     assert "is not priced in the snapshot prices for us-east-1" in problem.message
-    assert "--pricing live" in problem.fix and "p5.48xlarge" in problem.fix
+    assert "pricing=live" in problem.fix and "p5.48xlarge" in problem.fix
+    # a region with only Capacity Block rates has no on-demand price to compare with
+    with pytest.raises(EquivalenceError, match="is not priced in the snapshot prices for us-e"):
+        unit_rate("A100-40GB", book, "us-east-2")

@@ -1,4 +1,5 @@
-"""report.html is self-contained and renders in headless Chromium with every chart visible.
+"""report.html is report.md rendered (markdown-it), self-contained, and renders in headless
+Chromium with every chart visible and none of them mostly empty.
 
 Chromium is not a Python dependency: ``apt-get install -y chromium`` (Debian). Without it the
 screenshot test is skipped and says so; the embedding checks run everywhere.
@@ -8,6 +9,7 @@ import base64
 import datetime as dt
 import io
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -62,7 +64,7 @@ def test_html_embeds_every_chart_as_a_valid_png(report):
     parser = Images()
     parser.feed(page)
     charts = sorted(p.name for p in report.glob("*.png"))
-    assert len(parser.srcs) == len(charts) == 5
+    assert len(parser.srcs) == len(charts) == 7
     for src in parser.srcs:
         assert src.startswith("data:image/png;base64,")
         data = base64.b64decode(src.split(",", 1)[1], validate=True)
@@ -72,6 +74,12 @@ def test_html_embeds_every_chart_as_a_valid_png(report):
         assert img.format == "PNG"
     assert parser.external == [], "the page must not load anything from outside"
     assert "<script" not in page
+    # the same sections, tables and words as report.md (one template renders both)
+    md = (report / "report.md").read_text()
+    headings = [line.lstrip("# ") for line in md.splitlines() if line.startswith("#")]
+    assert headings == re.findall(r"<h[1-3]>(.*?)</h[1-3]>", page)
+    assert md.count("\n|---|") == page.count("<table>")
+    assert "<strong>5.6%</strong> against the cheapest AWS option" in page
 
 
 def _chromium(*args: str, profile: Path, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -124,7 +132,7 @@ def test_chromium_renders_every_chart(report, tmp_path):
     assert '<pre id="probe">' in dom.stdout, dom.stderr[-2000:]
     probe = json.loads(dom.stdout.split('<pre id="probe">')[1].split("</pre>")[0])
     imgs = probe["imgs"]
-    assert len(imgs) == 5
+    assert len(imgs) == 7
     for complete, nat_w, nat_h, *_ in imgs:
         assert complete and nat_w > 500 and nat_h > 200, "a chart did not decode"
 

@@ -1,17 +1,15 @@
-"""The shipped price snapshot: it loads, says its date and sources, carries GPU facts for the
-default equivalences, and marks what it does not know; a malformed book is refused by field."""
+"""The shipped price snapshot: it loads, says the date and source of every figure, carries the
+Capacity Block rates and the GPU facts of the default equivalences, and leaves out what it does
+not know; a malformed book is refused by field."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from cluster.config import ConfigError
 from jobs.cost.equivalence import DEFAULT_CPU_INSTANCE, DEFAULT_GPU_INSTANCES
-from jobs.cost.prices import effective_hourly, load_price_book, newest_book, term_years
-
-REPO = Path(__file__).resolve().parents[3]
-SNAPSHOT = REPO / "data" / "pricing" / "aws-2026-08.json"
+from jobs.cost.prices import OPTIONS, Price, family, load_price_book, newest_book, term_years
+from tests.jobs.cost.samples import REPO, SNAPSHOT
 
 
 def test_the_shipped_snapshot_is_the_newest_and_complete():
@@ -19,33 +17,69 @@ def test_the_shipped_snapshot_is_the_newest_and_complete():
     book = load_price_book(SNAPSHOT, "snapshot")
     assert book.as_of == "2026-08" and book.source == "snapshot"
     assert book.label().startswith("snapshot prices as of 2026-08")
-    prices = book.regions["us-east-1"]
+    east = book.regions["us-east-1"]
     # the field notes' figures, verbatim
-    assert prices["p5.48xlarge"].on_demand_usd == 55.04
-    assert prices["p5en.48xlarge"].on_demand_usd == 63.296
-    assert prices["p4de.24xlarge"].on_demand_usd == 27.44705
-    assert prices["g6e.xlarge"].on_demand_usd == 1.861
+    for itype, usd in (
+        ("p5.48xlarge", 55.04),
+        ("p5en.48xlarge", 63.296),
+        ("p4de.24xlarge", 27.44705),
+        ("g6e.xlarge", 1.861),
+    ):
+        assert east[itype].prices["on-demand"].hourly_usd == usd
     for model, itype in DEFAULT_GPU_INSTANCES.items():
         if model == "V100":
-            assert itype not in prices  # no verified figure: absent, not guessed
+            assert itype not in east  # no verified figure: absent, not guessed
             continue
-        price = prices[itype]
-        assert price.gpu is not None and price.gpu.count >= 1, itype
-        assert price.on_demand_usd > 0 and price.sources, itype
-        assert price.reserved == {}, "reserved prices are not in the snapshot"
-    assert prices[DEFAULT_CPU_INSTANCE].vcpus == 4 and prices[DEFAULT_CPU_INSTANCE].gpu is None
-    spot = prices["g6e.12xlarge"].spot
-    assert spot.min_usd <= spot.median_usd and "before 2025-06" in spot.as_of
-    assert prices["p5.48xlarge"].spot is None
-    assert any("Reserved prices are not in this snapshot" in n for n in book.notes)
+        assert east[itype].gpu is not None and east[itype].gpu.count >= 1, itype
+        assert east[itype].prices["on-demand"].hourly_usd > 0, itype
+    assert east[DEFAULT_CPU_INSTANCE].vcpus == 4 and east[DEFAULT_CPU_INSTANCE].gpu is None
+    # every figure says where it came from and when
+    for region in book.regions.values():
+        for inst in region.values():
+            assert inst.facts_source in book.sources
+            for price in inst.prices.values():
+                assert price.source in book.sources and price.as_of
+    # no figure without a source: no reserved instance or savings plan price offline
+    assert {family(o) for r in book.regions.values() for i in r.values() for o in i.prices} == {
+        "on-demand",
+        "spot",
+        "Capacity Block",
+    }
+    assert any(
+        "Reserved Instances and Savings Plans are not in this snapshot" in n and "pricing=live" in n
+        for n in book.notes
+    )
 
 
-def test_effective_hourly_and_terms():
-    assert effective_hourly(8760.0, 1.0, 1) == pytest.approx(2.0)
-    assert effective_hourly(26280.0, 0.0, 3) == pytest.approx(1.0)
-    assert term_years("3yr All Upfront") == 3
-    with pytest.raises(ValueError, match="is not one of"):
-        term_years("5yr No Upfront")
+def test_the_snapshot_holds_the_capacity_block_rates_with_their_date():
+    book = load_price_book(SNAPSHOT, "snapshot")
+    blocks = {
+        (region, itype): inst.prices["Capacity Block"]
+        for region, types in book.regions.items()
+        for itype, inst in types.items()
+        if "Capacity Block" in inst.prices
+    }
+    # AWS's Capacity Blocks pricing page (project field notes): effective instance rates
+    assert {k: v.hourly_usd for k, v in blocks.items()} == {
+        ("us-east-1", "p5.48xlarge"): 39.33,
+        ("us-east-2", "p5.48xlarge"): 39.33,
+        ("us-east-2", "p4d.24xlarge"): 14.75,
+        ("us-west-2", "p4d.24xlarge"): 14.75,
+    }
+    for price in blocks.values():
+        assert "2025-01-01" in price.as_of and price.source == "aws-capacity-blocks-page"
+        assert "Capacity Blocks" in book.sources[price.source]
+    spot = book.regions["us-east-1"]["g6e.12xlarge"].prices["spot"]
+    assert "before 2025-06" in spot.as_of and "lowest $4.236" in spot.note
+
+
+def test_options_terms_and_effective_price():
+    assert len(OPTIONS) == 3 + 3 * 2 * 3  # on-demand, spot, blocks; 3 commitments x 2 x 3
+    assert term_years("RI 3yr All Upfront") == 3 and term_years("Capacity Block") is None
+    assert family("EC2 Instance SP 1yr No Upfront") == "EC2 Instance SP"
+    price = Price(hourly_usd=1.0, upfront_usd=8760.0, source="s", as_of="t")
+    assert price.effective_hourly("RI 1yr Partial Upfront") == pytest.approx(2.0)
+    assert price.effective_hourly("RI 3yr Partial Upfront") == pytest.approx(1 + 1 / 3)
 
 
 def _book(tmp_path, mutate):
@@ -56,41 +90,39 @@ def _book(tmp_path, mutate):
     return path
 
 
+def _p5(d):
+    return d["regions"]["us-east-1"]["p5.48xlarge"]
+
+
 @pytest.mark.parametrize(
     ("mutate", "field", "text"),
     [
         (lambda d: d.pop("as_of"), "as_of", "Field required"),
         (
-            lambda d: d["regions"]["us-east-1"]["p5.48xlarge"].update(on_demand_usd=-5),
-            "regions.us-east-1.p5.48xlarge.on_demand_usd",
-            "greater than or equal to 0",
+            lambda d: _p5(d)["prices"]["on-demand"].update(hourly_usd=-5),
+            "regions.us-east-1.p5.48xlarge.prices.on-demand.hourly_usd",
+            "greater than or equal",
         ),
+        (lambda d: _p5(d).update(vcpu=4), "regions.us-east-1.p5.48xlarge.vcpu", "not a known key"),
         (
-            lambda d: d["regions"]["us-east-1"]["m7i.xlarge"].update(vcpu=4),
-            "regions.us-east-1.m7i.xlarge.vcpu",
-            "is not a known key",
-        ),
-        (
-            lambda d: d["regions"]["us-east-1"]["p5.48xlarge"].update(
-                reserved={
-                    "2yr No Upfront": {"upfront_usd": 0, "hourly_usd": 1, "effective_hourly_usd": 1}
-                }
+            lambda d: _p5(d)["prices"].update(
+                {"RI 2yr No Upfront": {"hourly_usd": 1, "source": "skypilot-2026", "as_of": "x"}}
             ),
-            "regions.us-east-1.p5.48xlarge.reserved",
-            "is not a reserved term",
+            "regions.us-east-1.p5.48xlarge.prices.RI 2yr No Upfront",
+            "Input should be 'on-demand'",
         ),
         (
-            lambda d: d["regions"]["us-east-1"]["p5.48xlarge"].update(sources=["nowhere"]),
-            "regions.us-east-1.p5.48xlarge.sources",
+            lambda d: _p5(d)["prices"]["on-demand"].update(source="nowhere"),
+            "prices.on-demand.source",
             "is not a key of the book's sources",
         ),
+        (lambda d: _p5(d)["prices"]["on-demand"].pop("as_of"), "as_of", "Field required"),
     ],
 )
 def test_a_malformed_book_names_the_field(tmp_path, mutate, field, text):
     with pytest.raises(ConfigError) as err:
         load_price_book(_book(tmp_path, mutate), "snapshot")
-    rendered = str(err.value)
-    assert field in rendered and text in rendered
+    assert field in str(err.value) and text in str(err.value)
 
 
 def test_not_json_or_missing(tmp_path):

@@ -1,181 +1,176 @@
 """The TCO arithmetic against hand-computed examples, and its properties (hypothesis)."""
 
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cluster.inventory import load_inventory
+from cluster.inventory import Site
 from jobs.cost import tco
-from jobs.cost.analysis import fleet_costs, planned_view, site_rates
-from jobs.cost.equivalence import UnitRate
+from jobs.cost.prices import Price
 
 # The example site of cluster/inventory.yaml
-EXAMPLE = tco.SiteRates(
+EXAMPLE = Site(
     electricity_usd_per_kwh=0.0806,
     pue=1.25,
     avg_power_fraction=0.75,
     colocation_usd_per_kw_month=184.0,
     support_pct_per_year=8.0,
     amortization_years=5,
-    staff_usd_per_year=40000.0,
-    setup_usd=25000.0,
+    staff_usd_per_node_year=10000.0,
+    setup_usd=10000.0,
+    network_storage_pct=10.0,
+    spares_pct=3.0,
+    cost_of_capital_pct=7.0,
 )
-# A site with round numbers for a whole-fleet example
-ROUND = tco.SiteRates(
+# A site with round numbers, nothing beyond power, colocation, support and staff
+ROUND = Site(
     electricity_usd_per_kwh=0.10,
     pue=1.5,
     avg_power_fraction=0.5,
     colocation_usd_per_kw_month=100.0,
     support_pct_per_year=10.0,
     amortization_years=4,
-    staff_usd_per_year=8760.0,
+    staff_usd_per_node_year=8760.0,
     setup_usd=5000.0,
 )
 
 
 def test_one_h100_node_by_hand():
-    # h100-01 of the example fleet: $289,000, 10.2 kW, one of 4 nodes.
+    # h100-01 of the example fleet: $289,000, 10.2 kW.
     #   depreciation = 289000 / (5 * 8760)          = 6.598173516
     #   power        = 10.2 * 0.75 * 1.25 * 0.0806  = 0.7707375
-    #   colocation   = 10.2 * 184 * 12 / 8760       = 22521.6 / 8760 = 2.570958904
-    #   support      = 0.08 * 289000 / 8760         = 23120 / 8760   = 2.639269406
-    #   staff        = 40000 / 8760 / 4             = 1.141552511
-    #   total        = 13.720691837 USD/hour
-    node = tco.node_cost("h100-01", "H100", 8, 289000.0, 10200.0, EXAMPLE, nodes_in_fleet=4)
-    assert node.depreciation == pytest.approx(6.598173516)
-    assert node.power == pytest.approx(0.7707375)
-    assert node.colocation == pytest.approx(2.570958904)
-    assert node.support == pytest.approx(2.639269406)
-    assert node.staff == pytest.approx(1.141552511)
-    assert node.total == pytest.approx(13.720691837)
-    assert node.opex == pytest.approx(13.720691837 - 6.598173516)
+    #   colocation   = 10.2 * 184 * 12 / 8760       = 2.570958904
+    #   support      = 0.08 * 289000 / 8760         = 2.639269406
+    #   staff        = 10000 / 8760                 = 1.141552511
+    node = tco.node_costs([("h100-01", "H100", 8, 289000.0, 10200.0)], EXAMPLE).iloc[0]
+    assert node["depreciation_usd_h"] == pytest.approx(6.598173516)
+    assert node["power_usd_h"] == pytest.approx(0.7707375)
+    assert node["colocation_usd_h"] == pytest.approx(2.570958904)
+    assert node["support_usd_h"] == pytest.approx(2.639269406)
+    assert node["staff_usd_h"] == pytest.approx(1.141552511)
+    assert node["running_usd_h"] == pytest.approx(7.122518321)
+    assert node["total_usd_h"] == pytest.approx(13.720691837)
 
 
-def test_a_whole_fleet_by_hand():
-    # One node: $100,000, 1 kW, 8 GPUs; the ROUND site; AWS at $4 per GPU-hour.
-    #   opex/hour = 1*0.5*1.5*0.10 + 1*100*12/8760 + 0.10*100000/8760 + 8760/8760
-    #   opex/year = 657 + 1200 + 10000 + 8760 = 20,617      -> 1,718.0833 a month
-    #   setup     = 100,000 + 5,000 = 105,000
-    #   cloud at 50% utilization: 8 * 4 * 730 * 0.5 = 11,680 a month
-    #   break-even = 105000 / (11680 - 1718.0833) = 10.5401 months
-    #   36 months: on-prem 105000 + 1718.0833*36 = 166,851; cloud 11680*36 = 420,480
-    #   savings = 1 - 166851 / 420480 = 60.319%
-    node = tco.node_cost("n1", "H100", 8, 100000.0, 1000.0, ROUND, nodes_in_fleet=1)
-    assert tco.maintenance_per_year([node]) == pytest.approx(20617.0)
-    assert tco.setup_cost([node], ROUND) == pytest.approx(105000.0)
-    cloud_monthly = tco.cloud_cost({"H100": 8}, {"H100": 4.0}) * tco.HOURS_PER_MONTH * 0.5
-    assert cloud_monthly == pytest.approx(11680.0)
-    assert tco.break_even_month(105000.0, 20617.0 / 12, cloud_monthly) == pytest.approx(
-        10.5401, abs=1e-4
-    )
-    onprem = tco.onprem_cumulative(36, 105000.0, 20617.0 / 12)
-    cloud = tco.cloud_cumulative(36, cloud_monthly)
-    assert onprem[-1] == pytest.approx(166851.0)
-    assert cloud[-1] == pytest.approx(420480.0)
-    assert tco.savings_pct(onprem[-1], cloud[-1]) == pytest.approx(60.319, abs=1e-3)
-    assert tco.planned_savings_pct(
-        105000.0, 20617.0 / 12, 8 * 4.0 * tco.HOURS_PER_MONTH, 0.5, 36
-    ) == pytest.approx(60.319, abs=1e-3)
-    #   cost per 1M tokens, one GPU of this node busy every hour at 1,000 tokens/s:
-    #   (100000/35040 + 20617/8760) / 8 = 0.6509275 USD/h; / 3.6M tokens * 1e6 = 0.180813
-    per_gpu = tco.per_unit_hourly([node], "H100")
-    assert per_gpu == pytest.approx(0.6509275, abs=1e-6)
-    assert tco.cost_per_million_tokens(per_gpu, 1000.0) == pytest.approx(0.180813, abs=1e-6)
+def test_what_owning_costs_up_front_and_every_month():
+    # $100,000, 1 kW on the example site:
+    #   up front: 100,000 + 10% network/storage + 3% spares + 10,000 setup = 123,000
+    #   capital: 123,000 * 7% / 12 = 717.5 a month; resale 25% at the end
+    site = EXAMPLE.model_copy(update={"residual_value_pct": 25.0})
+    own = tco.owned(tco.node_costs([("n", "H100", 8, 100000.0, 1000.0)], site), site)
+    assert (own.network_storage_usd, own.spares_usd, own.upfront_usd) == (10000.0, 3000.0, 123000.0)
+    assert own.capital_monthly_usd == pytest.approx(717.5)
+    running = (0.0755625 + 184 * 12 / 8760 + 8000 / 8760 + 10000 / 8760) * tco.HOURS_PER_MONTH
+    assert own.running_monthly_usd == pytest.approx(running)
+    curve = own.cumulative(12)
+    assert curve[0] == 123000.0
+    assert curve[11] == pytest.approx(123000 + 11 * (running + 717.5))
+    assert curve[12] == pytest.approx(123000 + 12 * (running + 717.5) - 25000)  # resale
 
 
-def test_the_example_fleet_through_the_planned_view():
-    # The shipped `onprem` fleet at 60% for 36 months against p5.48xlarge / g6e.12xlarge /
-    # m7i.xlarge on-demand ($6.88, $2.62316, $0.0504 per unit-hour):
-    #   capex 635,000 + setup 25,000 = 660,000
-    #   kW 23.05: power 23.05*0.75*1.25*0.0806*8760 = 15,257.4; colocation 23.05*184*12 = 50,894.4
-    #   support 0.08*635000 = 50,800; staff 40,000   -> maintenance 156,951.8 a year
-    #   cloud: (16*6.88 + 4*2.62316 + 32*0.0504) * 730 * 0.6 = 53,517.2 a month
-    #   break-even = 660000 / (53517.2 - 13079.32) = 16.32 months
-    #   36 months: 660000 + 13079.32*36 = 1,130,855 vs 53517.2*36 = 1,926,619 -> savings 41.30%
-    inv = load_inventory(fleet="onprem")
-    rates = {
-        "H100": UnitRate("H100", "p5.48xlarge", "GPU", 8, 55.04, 6.88),
-        "L40S": UnitRate("L40S", "g6e.12xlarge", "GPU", 4, 10.49264, 2.62316),
-        "CPU": UnitRate("CPU", "m7i.xlarge", "vCPU", 4, 0.2016, 0.0504),
-    }
-    view = planned_view(inv, site_rates(inv.site), rates, 0.6, 36)
-    assert view["setup_usd"] == pytest.approx(660000.0)
-    assert view["maintenance_per_year_usd"] == pytest.approx(156951.8, abs=0.1)
-    assert view["onprem_total_usd"] == pytest.approx(1130855.0, abs=1.0)
-    od = view["options"]["on-demand"]
-    assert od["monthly_usd"] == pytest.approx(53517.2, abs=0.1)
-    assert od["break_even_month"] == pytest.approx(16.32, abs=0.01)
-    assert od["savings_pct"] == pytest.approx(41.30, abs=0.01)
-    assert not view["options"]["spot"]["available"]
-    assert view["options"]["spot"]["missing"] == ["CPU", "H100", "L40S"]  # no spot given
-    costs = fleet_costs(inv, site_rates(inv.site))
-    assert sum(c.capex_usd for c in costs) == 635000.0
+def test_a_whole_fleet_against_on_demand_by_hand():
+    # One node: $100,000, 1 kW, 8 GPUs; the ROUND site; AWS at $4 per GPU-hour, 50% busy.
+    #   running/year = 657 + 1200 + 10000 + 8760 = 20,617 -> 1,718.0833 a month; up front 105,000
+    #   cloud: 8 * 4 * 730 * 0.5 = 11,680 a month; break-even 105000 / (11680 - 1718.08) = 10.54
+    #   36 months: 105000 + 1718.0833*36 = 166,851 vs 420,480 -> savings 60.319%
+    own = tco.owned(tco.node_costs([("n1", "H100", 8, 100000.0, 1000.0)], ROUND), ROUND)
+    assert own.running_monthly_usd * 12 == pytest.approx(20617.0)
+    cloud = 8 * tco.rent_cumulative(4.0, 0.0, "on-demand", 0.5, 36)
+    assert cloud[1] == pytest.approx(11680.0) and cloud[-1] == pytest.approx(420480.0)
+    assert tco.break_even_month(own, 11680.0) == pytest.approx(10.5401, abs=1e-4)
+    assert own.cumulative(36)[-1] == pytest.approx(166851.0)
+    assert tco.savings_pct(166851.0, 420480.0) == pytest.approx(60.319, abs=1e-3)
+    assert tco.break_even_month(own, 1000.0) is None  # renting never costs more per month
+    # at u, renting costs 420480 / 0.5 * u: it equals owning at u = 166851 / 840960
+    assert tco.break_even_utilization(166851.0, 0.0, 840960.0) == pytest.approx(0.198405, 1e-5)
+    assert tco.break_even_utilization(166851.0, 200000.0, 0.0) is None  # a commitment
 
 
-def test_reserved_terms_pay_up_front_at_each_term():
-    assert tco.cloud_cumulative(3, 10.0, upfront_per_term=100.0, term_months=12) == [
-        100.0,
-        110.0,
-        120.0,
-        130.0,
+def test_commitments_pay_every_hour_and_their_upfront_at_each_term():
+    # 1yr term, $100 up front, $10 a month, paid whatever the utilization
+    one = tco.rent_cumulative(10 / tco.HOURS_PER_MONTH, 100.0, "RI 1yr Partial Upfront", 0.2, 25)
+    assert one[0] == pytest.approx(100.0) and one[12] == pytest.approx(220.0)
+    assert one[13] == pytest.approx(330.0) and one[25] == pytest.approx(550.0)  # 3 terms begun
+    with_capital = tco.rent_cumulative(0.0, 1200.0, "RI 1yr All Upfront", 1.0, 12, capital_pct=10)
+    assert with_capital[12] == pytest.approx(1200 * (1 + 0.10))  # a year of 10% on the cash
+    busy = tco.rent_cumulative(1.0, 0.0, "Capacity Block", 0.25, 12)
+    assert busy[-1] == pytest.approx(12 * tco.HOURS_PER_MONTH * 0.25)
+    assert [tco.terms_begun(o, 36) for o in ("RI 1yr No Upfront", "RI 3yr No Upfront", "spot")] == [
+        3,
+        1,
+        0,
     ]
-    assert tco.cloud_cumulative(13, 0.0, 100.0, 12)[12:] == [100.0, 200.0]
+    assert tco.terms_begun("Compute SP 3yr All Upfront", 37) == 2
 
 
-money = st.floats(min_value=1.0, max_value=1e7, allow_nan=False)
-small = st.floats(min_value=0.01, max_value=1e5, allow_nan=False)
-share = st.floats(min_value=0.01, max_value=1.0, allow_nan=False)
+def test_the_cheapest_option_per_type_fills_missing_prices_on_demand_and_skips_spot():
+    prices = tco.price_frame(
+        {"H100": 16, "L40S": 4},
+        {
+            "H100": {
+                o: Price(hourly_usd=v, source="s", as_of="t")
+                for o, v in (("on-demand", 6.88), ("Capacity Block", 4.916), ("spot", 1.0))
+            },
+            "L40S": {
+                o: Price(hourly_usd=v, source="s", as_of="t")
+                for o, v in (("on-demand", 2.62), ("spot", 1.27))
+            },
+        },
+        months=12,
+    )
+    costs = tco.rent_costs(prices, 0.6, 12, 0.0)
+    parts = tco.option_parts(
+        costs.index, ["H100", "L40S"], ["on-demand", "Capacity Block", "RI 1yr No Upfront"]
+    )
+    assert parts == {
+        "on-demand": [("H100", "on-demand"), ("L40S", "on-demand")],
+        "Capacity Block": [("H100", "Capacity Block"), ("L40S", "on-demand")],
+    }  # no type has a reserved price: no RI option
+    choice = tco.cheapest(costs)
+    assert choice == {"H100": "Capacity Block", "L40S": "on-demand"}  # spot can be reclaimed
+    assert tco.mix_name(choice) == "Capacity Block (on-demand for L40S)"
+    assert tco.mix_name(
+        {"A": "RI 3yr No Upfront", "B": "Capacity Block", "C": "RI 3yr No Upfront"}
+    ) == ("RI 3yr No Upfront for A, C; Capacity Block for B")
 
 
-@settings(max_examples=60, deadline=None)
-@given(upfront=money, opex=small, cloud_full=small, u1=share, u2=share, months=st.integers(1, 120))
-def test_savings_fall_as_utilization_falls(upfront, opex, cloud_full, u1, u2, months):
-    lo, hi = sorted((u1, u2))
-    s_lo = tco.planned_savings_pct(upfront, opex, cloud_full, lo, months)
-    s_hi = tco.planned_savings_pct(upfront, opex, cloud_full, hi, months)
-    assert s_lo <= s_hi + 1e-9
-
-
-@settings(max_examples=60, deadline=None)
-@given(upfront=money, opex=small, cloud=small)
-def test_break_even_exists_only_when_the_cloud_costs_more_than_opex(upfront, opex, cloud):
-    month = tco.break_even_month(upfront, opex, cloud)
-    if cloud > opex:
-        assert month is not None and month > 0
-        # the cumulative lines meet there
-        assert upfront + opex * month == pytest.approx(cloud * month, rel=1e-6)
-    else:
-        assert month is None
+def test_tokens_and_cost_per_million():
+    # 16 GPUs at 125 tok/s, 60% of 36 months: 16*125*3600*730*36*0.6 = 113.5 billion tokens
+    made = tco.tokens_made({"H100": 16, "CPU": 32}, {"H100": 125.0}, 0.6, 36)
+    assert made == pytest.approx(16 * 125 * 3600 * 730 * 36 * 0.6)
+    assert tco.cost_per_million(1.0e6, made) == pytest.approx(1e12 / made)
+    assert tco.cost_per_million(1.0, 0.0) is None
+    assert tco.bisect_utilization(lambda u: 100 * u, 60.0) == pytest.approx(0.6)
+    assert tco.bisect_utilization(lambda u: 10 * u, 60.0) is None  # never reaches owning
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    capex=st.floats(0, 1e6),
-    power=st.floats(1, 20000),
-    hours=st.floats(0, 1e5),
-    k=st.floats(0.1, 10),
+    capex=st.floats(1e3, 1e7),
+    power_w=st.floats(50, 20000),
+    od=st.floats(0.05, 100),
+    u1=st.floats(0.05, 1.0),
+    u2=st.floats(0.05, 1.0),
 )
-def test_costs_scale_linearly_with_hours(capex, power, hours, k):
-    node = tco.node_cost("n", "H100", 8, capex, power, EXAMPLE, 3)
-    one = tco.cost_of_hours(node.total, hours)
-    assert tco.cost_of_hours(node.total, hours * k) == pytest.approx(one * k, rel=1e-9, abs=1e-9)
-    cloud = tco.cloud_cost({"H100": 8 * hours}, {"H100": 6.88})
-    assert tco.cloud_cost({"H100": 8 * hours * k}, {"H100": 6.88}) == pytest.approx(
-        cloud * k, rel=1e-9, abs=1e-9
+def test_savings_grow_with_utilization_and_never_exceed_100(capex, power_w, od, u1, u2):
+    lo, hi = sorted((u1, u2))
+    own = tco.owned(tco.node_costs([("n", "H100", 8, capex, power_w)], EXAMPLE), EXAMPLE)
+    total = own.cumulative(36)[-1]
+    s_lo = tco.savings_pct(total, 8 * tco.rent_cumulative(od, 0, "on-demand", lo, 36)[-1])
+    s_hi = tco.savings_pct(total, 8 * tco.rent_cumulative(od, 0, "on-demand", hi, 36)[-1])
+    assert s_lo <= s_hi + 1e-9 and s_hi < 100
+    be = tco.break_even_month(own, 8 * od * tco.HOURS_PER_MONTH * hi)
+    curve = 8 * tco.rent_cumulative(od, 0, "on-demand", hi, 36)
+    if be is not None and be < 35:  # the lines cross where the formula says
+        m = int(np.ceil(be))
+        assert own.cumulative(36)[m] <= curve[m] + 1e-6 * curve[m]
+
+
+def test_node_costs_are_a_frame_of_the_fleet():
+    df = tco.node_costs(
+        [("a", "CPU", 32, 9000.0, 450.0), ("b", "L40S", 4, 48000.0, 2200.0)], EXAMPLE
     )
-
-
-@settings(max_examples=60, deadline=None)
-@given(hourly=small, t1=st.floats(0.1, 1e5), t2=st.floats(0.1, 1e5), u=share)
-def test_cost_per_million_tokens_falls_as_throughput_rises(hourly, t1, t2, u):
-    lo, hi = sorted((t1, t2))
-    assert tco.cost_per_million_tokens(hourly, hi, u) <= tco.cost_per_million_tokens(hourly, lo, u)
-    # idle hours make an owned replica's tokens dearer
-    assert tco.cost_per_million_tokens(hourly, lo, u) >= tco.cost_per_million_tokens(hourly, lo)
-
-
-def test_no_cloud_means_no_savings_figure():
-    assert tco.savings_pct(100.0, 0.0) is None
-    assert tco.cost_per_million_tokens(1.0, 0.0) is None
-    assert tco.break_even_utilization(1.0, 0.0) is None
-    assert tco.break_even_utilization(1.0, 4.0) == 0.25
+    assert isinstance(df, pd.DataFrame) and list(df["node"]) == ["a", "b"]
+    assert (df["total_usd_h"] > df["running_usd_h"]).all()
