@@ -27,6 +27,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.llm._internal.serve.core.configs.openai_api_models import (
+    ChatCompletionRequest,
     ModelCard,
     ModelList,
     to_model_metadata,
@@ -226,6 +227,34 @@ def _error(status: int, message: str, type: str, code: str | None, **headers: st
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+def message_problem(messages: Any) -> str | None:
+    """What makes a request's ``messages`` unusable, or None (pure). vLLM's request schema
+    accepts any mapping as a message and fails later with a server error on, say, a missing
+    role, so the ingress checks the shape first and answers 400."""
+    if not isinstance(messages, list) or not messages:
+        return "messages must be a non-empty list of {role, content} objects"
+    for i, msg in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(msg, dict):
+            return f"{where} must be an object with role and content"
+        role = msg.get("role")
+        if role not in CHAT_ROLES:
+            return f"{where}.role {role!r} is not one of {', '.join(CHAT_ROLES)}"
+        content = msg.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                    return f"{where}.content[{j}] must be an object with a string 'type'"
+                if part["type"] == "text" and not isinstance(part.get("text"), str):
+                    return f"{where}.content[{j}].text must be a string"
+        elif content is not None and not isinstance(content, str):
+            return f"{where}.content must be a string, a list of parts or null"
+    return None
+
+
 class APIKeyMiddleware:
     """Every route but ``/health`` needs ``Authorization: Bearer <key>`` when ``env`` holds a
     key (compared in constant time); a missing or wrong key gets OpenAI's 401."""
@@ -319,6 +348,12 @@ class OnPremIngress(OpenAiIngress):
         listed = await super().models()
         local = [await self.model(m) for m in self._local]
         return ModelList(data=[*listed.data, *local])
+
+    async def chat(self, body: ChatCompletionRequest, request: Request) -> Any:
+        problem = message_problem(body.messages)
+        if problem:
+            return _error(400, problem, "invalid_request_error", "invalid_messages")
+        return await super().chat(body, request)
 
     async def _process_llm_request(
         self, body: Any, call_method: str, raw_request: Request | None = None

@@ -173,3 +173,33 @@ def test_config_yaml_has_no_anchors():
     from serve.deploy import CONFIG
 
     assert "&" not in CONFIG.read_text() and yaml.safe_load(CONFIG.read_text())
+
+
+@pytest.mark.parametrize(
+    ("messages", "needle"),
+    [
+        ("hello", "non-empty list"),
+        ([], "non-empty list"),
+        (["hi"], "messages[0] must be an object"),
+        ([{"content": "x"}], "messages[0].role None is not one of"),
+        ([{"role": "user", "content": "x"}, {"role": "wizard"}], "messages[1].role 'wizard'"),
+        ([{"role": "user", "content": 5}], "messages[0].content must be a string"),
+        ([{"role": "user", "content": [{"text": "a"}]}], "content[0] must be an object"),
+        ([{"role": "user", "content": [{"type": "text", "text": 1}]}], "content[0].text"),
+    ],
+)
+def test_malformed_messages_are_named_before_vllm_sees_them(messages, needle):
+    from serve.app import message_problem
+
+    assert needle in message_problem(messages)
+
+
+def test_well_formed_messages_pass():
+    from serve.app import message_problem
+
+    ok = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": None},
+    ]
+    assert message_problem(ok) is None
