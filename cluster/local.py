@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,6 +83,14 @@ class LocalCluster:
     @property
     def state_dir(self) -> Path:
         return self.root / ".cluster"
+
+    @property
+    def temp_dir(self) -> Path:
+        """Ray's session folder (logs, sockets) of this cluster. One per cluster, not Ray's
+        shared /tmp/ray: Ray's job supervisor finds the cluster a job's driver joins through
+        the "current cluster" file there, so with two clusters on one machine (a test cluster
+        beside the demo's) jobs of one were sent to the other."""
+        return Path(tempfile.gettempdir()) / f"ray-{self.gcs_port}"
 
     @property
     def token_path(self) -> Path:
@@ -207,6 +216,7 @@ class LocalCluster:
             "start",
             "--head",
             f"--port={self.gcs_port}",
+            f"--temp-dir={self.temp_dir}",
             "--include-dashboard=true",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard_port}",
@@ -228,7 +238,8 @@ class LocalCluster:
             if time.monotonic() - t0 > timeout_s:
                 raise ClusterError(
                     f"the Ray head started but its dashboard at {self.dashboard_url} did not "
-                    f"answer within {timeout_s:.0f} s. Fix: look at /tmp/ray/session_latest/logs/"
+                    f"answer within {timeout_s:.0f} s. Fix: look at "
+                    f"{self.temp_dir}/session_latest/logs/"
                     "dashboard.log, then `python -m cluster down` and up again"
                 )
             time.sleep(0.5)
@@ -259,7 +270,7 @@ class LocalCluster:
                 proc.kill()
         psutil.wait_procs(alive, timeout=5)
         self.state_file.unlink(missing_ok=True)
-        _forget_current_cluster(self.gcs_port)
+        _forget_current_cluster(self.gcs_port, self.temp_dir)
         return len(procs)
 
 
@@ -308,12 +319,12 @@ def _port_owner(port: int) -> str | None:
     return None
 
 
-def _forget_current_cluster(gcs_port: int) -> None:
-    """Remove Ray's "current cluster" pointer if it names this cluster, so a later
+def _forget_current_cluster(gcs_port: int, temp_dir: Path) -> None:
+    """Remove Ray's "current cluster" pointers that name this cluster, so a later
     ``ray.init()`` does not try to join a cluster that is gone."""
-    pointer = Path("/tmp/ray/ray_current_cluster")
-    try:
-        if pointer.read_text().strip().endswith(f":{gcs_port}"):
-            pointer.unlink()
-    except OSError:
-        pass
+    for pointer in (temp_dir / "ray_current_cluster", Path("/tmp/ray/ray_current_cluster")):
+        try:
+            if pointer.read_text().strip().endswith(f":{gcs_port}"):
+                pointer.unlink()
+        except OSError:
+            pass

@@ -3,8 +3,10 @@
     python -m serve.scale --model smollm2-support --min 1 --max 4   # autoscaling bounds
     python -m serve.scale --model smollm2-support --replicas 2      # a fixed number
 
-The model's settings live in the app's args (``llm_configs[].deployment_config``); this command
-changes them there and redeploys the running config.
+The change goes into the running config as an override of the model's deployment
+(``deployments: [{name: LLMServer:<model>, ...}]``, Ray Serve's own mechanism), which Serve
+applies in place: the engines keep running, replicas are only added or drained. Changing the
+app's ``args`` instead would rebuild the app and restart every engine.
 
 Changing the bounds or the fixed count is an in-place update: Serve keeps the running replicas
 and adds or removes some; a removed replica finishes its in-flight requests first
@@ -32,7 +34,7 @@ def scaled(
     max_replicas: int | None,
     replicas: int | None,
 ) -> tuple[dict[str, Any], str]:
-    """``config`` with a model's replica settings changed, and that model's id (pure). With
+    """``config`` with a model's replica settings overridden, and that model's id (pure). With
     one model in the app, ``model`` may be None."""
     target = next((a for a in config["applications"] if a["name"] == app), None)
     if target is None:
@@ -49,12 +51,18 @@ def scaled(
             + (f"--model {model!r} is not one of them" if model else "say which with --model")
             + (f" (did you mean {hint[0]!r}?)" if hint else "")
         )
-    dep = llms[ids.index(model)].setdefault("deployment_config", {})
+    name = f"LLMServer:{model}"
+    deps = target.setdefault("deployments", [])
+    dep = next((d for d in deps if d["name"] == name), None)
+    if dep is None:
+        dep = {"name": name}
+        deps.append(dep)
     if replicas is not None:
-        dep.pop("autoscaling_config", None)
-        dep["num_replicas"] = replicas
+        dep.update(num_replicas=replicas, autoscaling_config=None)
         return config, model
-    auto = dict(dep.get("autoscaling_config") or {})
+    # The override replaces the whole autoscaling config: start from what is in force.
+    configured = llms[ids.index(model)].get("deployment_config") or {}
+    auto = dict(dep.get("autoscaling_config") or configured.get("autoscaling_config") or {})
     lo = min_replicas if min_replicas is not None else auto.get("min_replicas", 1)
     hi = max_replicas if max_replicas is not None else auto.get("max_replicas", lo)
     if hi < lo:
@@ -62,8 +70,7 @@ def scaled(
     auto.update(min_replicas=lo, max_replicas=hi)
     if "initial_replicas" in auto:
         auto["initial_replicas"] = min(max(auto["initial_replicas"], lo), hi)
-    dep.pop("num_replicas", None)
-    dep["autoscaling_config"] = auto
+    dep.update(num_replicas="auto", autoscaling_config=auto)
     return config, model
 
 

@@ -114,17 +114,24 @@ def test_overrides_replace_models_and_adapters_and_merge_settings():
     assert base["http_options"]["port"] == 8000  # the input is not modified
 
 
-def test_scaled_changes_one_model_and_names_the_choices():
+def test_scaled_overrides_one_model_deployment_and_names_the_choices():
+    from ray.serve.schema import ServeDeploySchema
+
     cfg, model = scaled(
         load_config(), "llm", "smollm2-support", min_replicas=1, max_replicas=4, replicas=None
     )
-    llm = cfg["applications"][0]["args"]["llm_configs"][0]["deployment_config"]
-    assert model == "smollm2-support" and llm["autoscaling_config"]["max_replicas"] == 4
-    cfg, _ = scaled(
-        load_config(), "llm", "smollm2-support", min_replicas=None, max_replicas=None, replicas=2
-    )
-    llm = cfg["applications"][0]["args"]["llm_configs"][0]["deployment_config"]
-    assert llm["num_replicas"] == 2 and "autoscaling_config" not in llm
+    app = cfg["applications"][0]
+    (dep,) = app["deployments"]
+    assert model == "smollm2-support" and dep["name"] == "LLMServer:smollm2-support"
+    assert dep["autoscaling_config"]["max_replicas"] == 4
+    assert dep["autoscaling_config"]["target_ongoing_requests"] == 6  # the rest is kept
+    # args untouched: an args change rebuilds the app and restarts every engine
+    assert app["args"] == load_config()["applications"][0]["args"]
+    ServeDeploySchema.model_validate(cfg)
+    cfg, _ = scaled(cfg, "llm", "smollm2-support", min_replicas=None, max_replicas=None, replicas=2)
+    (dep,) = cfg["applications"][0]["deployments"]
+    assert dep["num_replicas"] == 2 and dep["autoscaling_config"] is None
+    ServeDeploySchema.model_validate(cfg)
     with pytest.raises(ValueError, match="say which with --model"):
         scaled(load_config(), "llm", None, min_replicas=None, max_replicas=None, replicas=2)
     with pytest.raises(ValueError, match="did you mean 'smollm2-support'"):

@@ -78,6 +78,9 @@ def test_autoscaling_up_under_load_and_down_after(served):
 
 def test_scale_command_changes_replicas_without_failed_requests(served, capsys):
     cluster = served["cluster"]
+    assert wait_for(lambda: replicas(cluster) == 1, 240)
+    app = details(cluster)["applications"]["llm"]
+    before = {r["replica_id"] for r in app["deployments"][f"LLMServer:{MODEL}"]["replicas"]}
     with Load(served["base"], users=2, max_tokens=16) as load:
         assert scale.main(["--replicas", "2", "--wait"]) == 0  # one model: --model optional
         assert replicas(cluster) == 2
@@ -86,6 +89,8 @@ def test_scale_command_changes_replicas_without_failed_requests(served, capsys):
     out = capsys.readouterr().out
     assert f"llm/{MODEL}: 2 replicas" in out and "autoscaling 1..2" in out
     deployment = details(cluster)["applications"]["llm"]["deployments"][f"LLMServer:{MODEL}"]
+    # In place: the replica that served before the scaling still serves (no engine restart).
+    assert before & {r["replica_id"] for r in deployment["replicas"]}
     auto = deployment["deployment_config"]["autoscaling_config"]
     assert (auto["min_replicas"], auto["max_replicas"]) == (1, 2)
 
