@@ -141,9 +141,9 @@ def run(cluster: LocalCluster) -> dict[str, Any]:
         else:
             _job(cluster, "finetune", "--config", FINETUNE)
     eval_name = _yaml(EVALUATE)["name"]
-    with Step(4, total, "evaluate base vs fine-tuned against the cloud model's answers"):
+    with Step(4, total, "evaluate base vs fine-tuned in batch on vLLM (ray.data.llm)"):
         _job(cluster, "evaluate", "--config", EVALUATE)
-    with Step(5, total, "deploy the Serve app (OpenAI API, adapter, autoscaling 1..2)"):
+    with Step(5, total, "deploy the Serve app (ray.serve.llm on vLLM, autoscaling 1..2)"):
         _serve_deploy(cluster)
         print("    OpenAI-compatible API at http://127.0.0.1:8000/v1")
     with Step(6, total, "load benchmark at concurrency 1, 4, 16 (watching replicas)"):
