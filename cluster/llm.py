@@ -55,18 +55,26 @@ def engine_env(placement_group_config: dict[str, Any] | None) -> dict[str, str]:
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
-def lora_engine_kwargs(adapter_folders: Iterable[str | Path], *, cpu: bool) -> dict[str, Any]:
-    """vLLM engine arguments that let one engine serve these PEFT adapters side by side: LoRA
-    on, a slot per adapter, and the smallest rank vLLM accepts that holds the largest.
+def adapter_rank(folder: str | Path) -> int:
+    """The LoRA rank of a PEFT adapter folder."""
+    return int(json.loads((Path(folder) / "adapter_config.json").read_text()).get("r", 16))
 
-    On CPU, one more slot than adapters, left empty: vLLM 0.29's CPU LoRA kernels index the
+
+def lora_engine_kwargs(ranks: Iterable[int], slots: int, *, cpu: bool) -> dict[str, Any]:
+    """vLLM engine arguments that let one engine serve up to ``slots`` LoRA adapters side by
+    side: LoRA on, and the smallest rank vLLM accepts that holds the largest of ``ranks``
+    (16 when no adapter is known yet, e.g. adapters loaded from S3 on demand).
+
+    On CPU, one slot more than ``slots``, left empty: vLLM 0.29's CPU LoRA kernels index the
     adapter weights with each row's slot number, and a row without an adapter has slot -1,
     which PyTorch reads as the *last* slot. With every slot taken, base-model rows batched with
     adapter rows were answered by the adapter (3 of 4, seen here); an empty last slot adds
-    nothing to them (tests/serve/test_api.py, tests/jobs/test_evaluate.py check it)."""
-    folders = [Path(f) for f in adapter_folders]
-    ranks = [int(json.loads((f / "adapter_config.json").read_text()).get("r", 16)) for f in folders]
+    nothing to them (tests/serve/test_api.py, tests/jobs/test_evaluate.py check it). It stays
+    empty while at most ``slots`` distinct adapters are used."""
     top = max(ranks, default=16)
     rank = next((r for r in VLLM_LORA_RANKS if r >= top), top)
-    slots = max(1, len(folders)) + (1 if cpu else 0)
-    return {"enable_lora": True, "max_loras": slots, "max_lora_rank": rank}
+    return {
+        "enable_lora": True,
+        "max_loras": max(1, slots) + (1 if cpu else 0),
+        "max_lora_rank": rank,
+    }

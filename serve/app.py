@@ -44,7 +44,7 @@ from ray.serve.llm import LLMConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from cluster.llm import engine_env, lora_engine_kwargs, on_cpu
+from cluster.llm import adapter_rank, engine_env, lora_engine_kwargs, on_cpu
 
 log = logging.getLogger("ray.serve")
 
@@ -102,10 +102,11 @@ def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
     engine = cfg.setdefault("engine_kwargs", {})
     cpu = on_cpu(cfg.get("placement_group_config"))
     if local or cfg.get("lora_config"):
-        cfg.setdefault("lora_config", {}).setdefault(
-            "max_num_adapters_per_replica", max(1, len(local))
-        )
-        for key, value in lora_engine_kwargs(local.values(), cpu=cpu).items():
+        lora = cfg.setdefault("lora_config", {})
+        lora.setdefault("max_num_adapters_per_replica", max(1, len(local)))
+        ranks = [adapter_rank(folder) for folder in local.values()]
+        slots = lora["max_num_adapters_per_replica"]
+        for key, value in lora_engine_kwargs(ranks, slots, cpu=cpu).items():
             engine.setdefault(key, value)
     defaults = engine_env(cfg.get("placement_group_config"))
     if defaults:

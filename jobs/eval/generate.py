@@ -168,7 +168,7 @@ def run_batch(
     import ray
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
-    from cluster.llm import engine_env, lora_engine_kwargs, on_cpu
+    from cluster.llm import adapter_rank, engine_env, lora_engine_kwargs, on_cpu
 
     kwargs = dict(engine["engine_kwargs"])
     adapters = [lane.model for lane in lanes if lane.model != base]
@@ -183,7 +183,8 @@ def run_batch(
             ", ".join(lane.name for lane in lanes),
         )
         cpu = on_cpu(engine["placement_group_config"])
-        for key, value in lora_engine_kwargs(adapters, cpu=cpu).items():
+        ranks = [adapter_rank(a) for a in adapters]
+        for key, value in lora_engine_kwargs(ranks, len(adapters), cpu=cpu).items():
             kwargs.setdefault(key, value)
     # The light stages (chat template, tokenizer, detokenizer, pre/postprocess) take a tenth of
     # a CPU each: with Ray Data's default of one CPU per stage they and the engine's bundle ask

@@ -1,5 +1,6 @@
-"""One deployment of ``serve/config.yaml`` (a tiny model vLLM can serve, with a LoRA adapter, on
-the test port, with an API key) on the session's test cluster, shared by the serve tests."""
+"""One deployment of ``serve/config.yaml`` (a tiny model vLLM can serve, with a LoRA adapter from a
+local folder and the same adapter from an S3 bucket on a MinIO-like server, on the test port,
+with an API key) on the session's test cluster, shared by the serve tests."""
 
 import copy
 import time
@@ -15,10 +16,11 @@ KEY = "test-key-123"
 BASE = f"http://127.0.0.1:{PORT}"
 MODEL = "tiny"
 ADAPTER = "tiny:support"
+CLOUD_ADAPTER = "tiny:cloud-support"  # the same weights, served from s3://adapters/lora/
 ENGINE = {"dtype": "float32", "max_model_len": 512, "max_num_seqs": 8, "enforce_eager": True}
 
 
-def test_config(model_dir, adapter_dir) -> dict:
+def test_config(model_dir, adapter_dir, s3_endpoint: str) -> dict:
     cfg = with_overrides(
         load_config(),
         port=PORT,
@@ -26,6 +28,12 @@ def test_config(model_dir, adapter_dir) -> dict:
         adapters={"support": str(adapter_dir)},
         llm={
             "engine_kwargs": ENGINE,
+            # Ray Serve LLM's own S3 LoRA loading (dynamic_lora_loading_path), here against a
+            # moto server on loopback the way a MinIO store is reached.
+            "lora_config": {
+                "dynamic_lora_loading_path": "s3://adapters/lora",
+                "max_num_adapters_per_replica": 2,
+            },
             "placement_group_config": {"bundles": [{"CPU": 0.5}]},
             "deployment_config": {
                 "max_ongoing_requests": 8,
@@ -41,13 +49,14 @@ def test_config(model_dir, adapter_dir) -> dict:
             },
         },
         args={"api_key_env": "ONPREM_TEST_KEY", "usage_interval_s": 2},
-        runtime_env={"env_vars": {"ONPREM_TEST_KEY": KEY}},
+        runtime_env={"env_vars": {"ONPREM_TEST_KEY": KEY, **s3_env(s3_endpoint)}},
     )
     # A second app with a one-slot queue, to see 503 + Retry-After when it overflows.
     tight = copy.deepcopy(cfg["applications"][0])
     tight.update(name="tight", route_prefix="/tight")
     llm = tight["args"]["llm_configs"][0]
     llm.pop("adapters", None)
+    llm.pop("lora_config", None)
     llm["deployment_config"] = {
         "num_replicas": 1,
         "max_ongoing_requests": 1,
@@ -58,9 +67,44 @@ def test_config(model_dir, adapter_dir) -> dict:
     return cfg
 
 
+def s3_env(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+@pytest.fixture(scope="package")
+def s3_adapters(serving_adapter_dir):
+    """A MinIO-like S3 server on loopback (moto) holding the adapter as lora/cloud-support/."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    s3 = boto3.client("s3", endpoint_url=endpoint, **_keys())
+    s3.create_bucket(Bucket="adapters")
+    for f in serving_adapter_dir.iterdir():
+        s3.upload_file(str(f), "adapters", f"lora/cloud-support/{f.name}")
+    yield endpoint
+    server.stop()
+
+
+def _keys() -> dict[str, str]:
+    return {
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "region_name": "us-east-1",
+    }
+
+
 @pytest.fixture(scope="package")  # undeployed after tests/serve: replicas hold CPUs
-def served(ray_cluster, serving_model_dir, serving_adapter_dir):
-    cfg = test_config(serving_model_dir, serving_adapter_dir)
+def served(ray_cluster, serving_model_dir, serving_adapter_dir, s3_adapters):
+    cfg = test_config(serving_model_dir, serving_adapter_dir, s3_adapters)
     deploy(ray_cluster, cfg)
     time.sleep(2)
     wait_running(ray_cluster, "llm", timeout_s=600)

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from tests.serve.conftest import ADAPTER, KEY, MODEL
+from tests.serve.conftest import ADAPTER, CLOUD_ADAPTER, KEY, MODEL
 
 pytestmark = pytest.mark.integration
 
@@ -82,8 +82,17 @@ def test_sse_wire_format_ends_with_done(http):
     assert first["choices"][0]["delta"]["role"] == "assistant"
 
 
+def test_an_adapter_from_s3_answers_like_the_same_adapter_from_a_folder(client):
+    for prompt in ("hello there", "shipping to canada"):
+        local = ask(client, ADAPTER, prompt, max_tokens=8).choices[0].message.content
+        cloud = ask(client, CLOUD_ADAPTER, prompt, max_tokens=8).choices[0].message.content
+        assert cloud == local
+
+
 def test_models_health_and_seeded_sampling(client, http):
-    assert sorted(m.id for m in client.models.list().data) == [MODEL, ADAPTER]
+    assert sorted(m.id for m in client.models.list().data) == sorted(
+        [MODEL, ADAPTER, CLOUD_ADAPTER]
+    )
     assert httpx.get(str(http.base_url) + "/health", timeout=30).json() == {"status": "ok"}
     a = ask(client, MODEL, max_tokens=8, temperature=1.0, seed=11).choices[0].message.content
     b = ask(client, MODEL, max_tokens=8, temperature=1.0, seed=11).choices[0].message.content
