@@ -85,6 +85,15 @@ def resolve_model_source(ref: str) -> str:
     return ref if _is_remote(ref) else str(ModelStore().resolve(ref))
 
 
+def _app_env_vars() -> dict[str, str]:
+    """The app's runtime_env variables, when building inside Serve (empty elsewhere)."""
+    import ray
+
+    if not ray.is_initialized():
+        return {}
+    return dict((ray.get_runtime_context().runtime_env or {}).get("env_vars") or {})
+
+
 def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
     """A Ray ``LLMConfig`` from one ``llm_configs`` entry, and its local adapters (name ->
     folder). Store names become folders; LoRA and CPU settings are filled in where the entry
@@ -108,11 +117,13 @@ def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
         slots = lora["max_num_adapters_per_replica"]
         for key, value in lora_engine_kwargs(ranks, slots, cpu=cpu).items():
             engine.setdefault(key, value)
-    defaults = engine_env(cfg.get("placement_group_config"))
-    if defaults:
-        env = cfg.setdefault("runtime_env", {}).setdefault("env_vars", {})
-        for key, value in defaults.items():
-            env.setdefault(key, value)
+    # Ray LLM gives a replica the model's runtime_env in place of the app's, env_vars and all:
+    # the app's variables (S3 endpoint and keys, the API key) are carried into each model's,
+    # under the engine defaults and the model's own settings.
+    env = {**_app_env_vars(), **engine_env(cfg.get("placement_group_config"))}
+    if env:
+        env.update((cfg.get("runtime_env") or {}).get("env_vars") or {})
+        cfg.setdefault("runtime_env", {})["env_vars"] = env
     cfg["server_cls"] = LLMServer
     return LLMConfig.model_validate(cfg), local
 

@@ -124,7 +124,7 @@ MSG = [{"role": "user", "content": "x"}]
             "context",
         ),
         ({"model": "gpt-9", "messages": MSG}, 404, "gpt-9"),
-        ({"model": "tiny:nope", "messages": MSG}, 404, "tiny:nope"),
+        ({"model": "tiny:nope", "messages": MSG}, 404, "nope"),
     ],
 )
 def test_bad_requests_get_openai_errors_never_5xx(http, body, status, needle):
