@@ -57,14 +57,19 @@ def replica_niceness() -> int:
     return 0
 
 
-def start_vllm(model: str, port: int, log: Path) -> tuple[subprocess.Popen, float]:
-    """vLLM's own OpenAI server for ``model`` as serve/config.yaml configures it."""
+def start_vllm(
+    model: str, port: int, log: Path, source: str | None = None
+) -> tuple[subprocess.Popen, float]:
+    """vLLM's own OpenAI server for ``model`` as serve/config.yaml configures it (from
+    ``source``, a store name or folder, when the app was deployed with ``--model ID=SOURCE``)."""
     from serve.app import llm_config
 
     args = yaml.safe_load((REPO / "serve" / "config.yaml").read_text())["applications"][0]
     raw = next(
         c for c in args["args"]["llm_configs"] if c["model_loading_config"]["model_id"] == model
     )
+    if source:
+        raw = {**raw, "model_loading_config": {"model_id": model, "model_source": source}}
     cfg, _ = llm_config(raw)
     env = {**os.environ, **((cfg.runtime_env or {}).get("env_vars") or {})}
     cmd = [
@@ -123,6 +128,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--serve-url", default="http://127.0.0.1:8000/v1")
     p.add_argument("--model", default="smollm2-support", help="model id in serve/config.yaml")
+    p.add_argument(
+        "--source",
+        help="the model the app serves as --model, if deployed with --model ID=SOURCE "
+        "(default: the config's)",
+    )
     p.add_argument("--concurrency", default="1,16")
     p.add_argument("--requests-per-user", type=int, default=6)
     p.add_argument("--max-tokens", type=int, default=48)
@@ -138,7 +148,7 @@ def main() -> int:
     prompts = load_prompts(REPO / a.prompts)
     out = REPO / "reports" / "benchmarks"
     out.mkdir(parents=True, exist_ok=True)
-    proc, start_s = start_vllm(a.model, a.vllm_port, out / "vllm_server.log")
+    proc, start_s = start_vllm(a.model, a.vllm_port, out / "vllm_server.log", a.source)
     targets = {
         "serve": a.serve_url,
         "vllm": f"http://127.0.0.1:{a.vllm_port}/v1",

@@ -65,7 +65,8 @@ def fleet(tmp_path_factory):
         nodes[name] = cluster.add_node(
             num_cpus=2,
             num_gpus=1,
-            resources={f"accelerator_type:{accel}": 1},
+            # serve_slot: one per GPU node, to spread Serve replicas one per node
+            resources={f"accelerator_type:{accel}": 1, "serve_slot": 1},
             dashboard_agent_listen_port=port(52371) + i,
             object_store_memory=150 * 2**20,
             env_vars={"ONPREM_ACCELERATOR_TYPE": accel},
@@ -209,9 +210,9 @@ def test_a_removed_node_is_survived_by_the_serve_app(fleet, serving_model_dir):
         adapters={},
         llm={
             "engine_kwargs": {"dtype": "float32", "max_model_len": 512, "enforce_eager": True},
-            # One replica per A100 node: each node has one unit of its accelerator resource
-            # (Serve refuses max_replicas_per_node beside placement bundles).
-            "placement_group_config": {"bundles": [{"CPU": 0.5, "accelerator_type:A100": 1}]},
+            # One replica per GPU node (Serve refuses max_replicas_per_node beside placement
+            # bundles); the fine-tune test before this one may have removed an A100 node.
+            "placement_group_config": {"bundles": [{"CPU": 0.5, "serve_slot": 1}]},
             "deployment_config": {"autoscaling_config": None, "num_replicas": 2},
         },
         args={"api_key_env": "ONPREM_NO_KEY_HERE"},
@@ -240,7 +241,9 @@ def test_a_removed_node_is_survived_by_the_serve_app(fleet, serving_model_dir):
     threads = [threading.Thread(target=load) for _ in range(2)]
     for th in threads:
         th.start()
-    time.sleep(3)
+    deadline = time.monotonic() + 120
+    while codes.count(200) < 4 and time.monotonic() < deadline:  # the first answers are slow
+        time.sleep(0.5)
     before = len(codes)
     fleet["cluster"].remove_node(victim, allow_graceful=False)
     time.sleep(15)

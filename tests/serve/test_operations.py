@@ -56,6 +56,12 @@ def replicas(cluster):
     return running_replicas(details(cluster)["applications"]["llm"])
 
 
+def replica_ids(cluster, state="RUNNING"):
+    """The model's replica ids (in ``state``, or all of them with ``state=None``)."""
+    dep = details(cluster)["applications"]["llm"]["deployments"][f"LLMServer:{MODEL}"]
+    return {r["replica_id"] for r in dep["replicas"] if state is None or r["state"] == state}
+
+
 def wait_for(pred, timeout, step=1.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,19 +84,23 @@ def test_autoscaling_up_under_load_and_down_after(served):
 
 def test_scale_command_changes_replicas_without_failed_requests(served, capsys):
     cluster = served["cluster"]
-    assert wait_for(lambda: replicas(cluster) == 1, 240)
-    app = details(cluster)["applications"]["llm"]
-    before = {r["replica_id"] for r in app["deployments"][f"LLMServer:{MODEL}"]["replicas"]}
+    assert wait_for(lambda: replicas(cluster) == 1 and len(replica_ids(cluster, None)) == 1, 240)
+    before = replica_ids(cluster)
     with Load(served["base"], users=2, max_tokens=16) as load:
         assert scale.main(["--replicas", "2", "--wait"]) == 0  # one model: --model optional
-        assert replicas(cluster) == 2
+        scaled = replica_ids(cluster)
+        assert len(scaled) == 2
         assert scale.main(["--model", MODEL, "--min", "1", "--max", "2", "--wait"]) == 0
+        switched = replica_ids(cluster)
     assert load.ok > 0 and load.failed == [], load.failed
     out = capsys.readouterr().out
     assert f"llm/{MODEL}: 2 replicas" in out and "autoscaling 1..2" in out
+    # A new count is applied in place: the replica serving before still serves (no engine
+    # restart). Switching to autoscaling rolls the replicas over (serve/scale.py), and no
+    # request failed meanwhile (above).
+    assert before <= scaled, (before, scaled)
+    assert len(switched) >= 1
     deployment = details(cluster)["applications"]["llm"]["deployments"][f"LLMServer:{MODEL}"]
-    # In place: the replica that served before the scaling still serves (no engine restart).
-    assert before & {r["replica_id"] for r in deployment["replicas"]}
     auto = deployment["deployment_config"]["autoscaling_config"]
     assert (auto["min_replicas"], auto["max_replicas"]) == (1, 2)
 
