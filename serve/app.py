@@ -44,7 +44,7 @@ from ray.serve.llm import LLMConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from cluster.llm import adapter_rank, engine_env, lora_engine_kwargs, on_cpu
+from cluster.llm import adapter_rank, cpu_engine_defaults, engine_env, lora_engine_kwargs, on_cpu
 
 log = logging.getLogger("ray.serve")
 
@@ -109,6 +109,8 @@ def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
     store = ModelStore()
     local = {name: str(store.resolve_adapter(ref)) for name, ref in adapters.items()}
     engine = cfg.setdefault("engine_kwargs", {})
+    for key, value in cpu_engine_defaults(cfg.get("placement_group_config")).items():
+        engine.setdefault(key, value)
     cpu = on_cpu(cfg.get("placement_group_config"))
     if local or cfg.get("lora_config"):
         lora = cfg.setdefault("lora_config", {})

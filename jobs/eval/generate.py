@@ -168,9 +168,15 @@ def run_batch(
     import ray
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
-    from cluster.llm import adapter_rank, engine_env, lora_engine_kwargs, on_cpu
+    from cluster.llm import (
+        adapter_rank,
+        cpu_engine_defaults,
+        engine_env,
+        lora_engine_kwargs,
+        on_cpu,
+    )
 
-    kwargs = dict(engine["engine_kwargs"])
+    kwargs = {**cpu_engine_defaults(engine["placement_group_config"]), **engine["engine_kwargs"]}
     adapters = [lane.model for lane in lanes if lane.model != base]
     # Reference losses come from vLLM's prompt log-probabilities, which vLLM 0.29 cannot
     # return from an engine with LoRA enabled (its LoRA logits layer fails on the prompt's

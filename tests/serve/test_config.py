@@ -6,6 +6,7 @@ import json
 import pytest
 import yaml
 
+from cluster.llm import cpu_dtype
 from serve.app import AppArgs, llm_config
 from serve.deploy import load_config, with_overrides
 from serve.scale import scaled
@@ -41,6 +42,18 @@ def test_store_names_and_run_folders_become_folders_with_lora_and_cpu_settings(s
     env = cfg.runtime_env["env_vars"]
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1" and env["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
     assert cfg.accelerator_config.kind == "cpu"
+    assert cfg.engine_kwargs["dtype"] == cpu_dtype() and cfg.engine_kwargs["enforce_eager"]
+
+
+AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+AVX512_BF16 = "flags\t\t: fpu avx2 avx512f avx512_bf16\nflags\t\t: fpu avx2 avx512f avx512_bf16\n"
+
+
+def test_the_cpu_dtype_follows_the_cpus_bf16_instructions():
+    assert cpu_dtype(AVX2_ONLY) == "float32"  # bf16 emulated: 2.9x slower at 16 sequences
+    assert cpu_dtype(AVX512_BF16) == "bfloat16"
+    assert cpu_dtype("flags : amx_bf16 amx_tile") == "bfloat16"
+    assert cpu_dtype("") == "float32"
 
 
 def test_gpu_placement_gets_no_cpu_settings_and_config_values_win(store):
@@ -53,15 +66,18 @@ def test_gpu_placement_gets_no_cpu_settings_and_config_values_win(store):
         }
     )
     assert cfg.runtime_env == {"env_vars": {"X": "1"}} and cfg.accelerator_config.kind == "gpu"
+    assert "dtype" not in cfg.engine_kwargs and "enforce_eager" not in cfg.engine_kwargs
     assert cfg.engine_kwargs["max_loras"] == 1
     cpu, _ = llm_config(
         {
             "model_loading_config": {"model_id": "m", "model_source": "tiny"},
             "placement_group_config": {"bundles": [{"CPU": 1}]},
             "runtime_env": {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "4"}},
+            "engine_kwargs": {"dtype": "bfloat16"},
         }
     )
     assert cpu.runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "4"
+    assert cpu.engine_kwargs["dtype"] == "bfloat16"  # a config's choice wins
 
 
 def test_a_model_not_in_the_store_is_refused_with_the_fix(store):
