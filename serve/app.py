@@ -8,7 +8,8 @@ ingress in front of one vLLM ``LLMServer`` deployment per base model), built fro
   (Ray's own ``lora_config.dynamic_lora_loading_path`` serves adapters from ``s3://``);
 - CPU defaults for vLLM (KV-cache size, OpenMP threads) when a model is placed on CPUs;
 - a bearer API key on every route but ``/health``, with OpenAI-shaped 401s, and 503 with
-  ``Retry-After`` when a model's request queue is full;
+  ``Retry-After`` when a model's request queue is full; no key on a non-loopback bind is a
+  deploy error unless ``allow_anonymous: true``; request caps (``limits``, serve/guard.py);
 - replica-hours in the usage ledger.
 
     serve run serve/config.yaml          # or: serve deploy serve/config.yaml
@@ -45,6 +46,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from cluster.llm import adapter_rank, engine_env, lora_engine_kwargs, on_cpu
+from serve.guard import RequestLimits, RequestLimitsMiddleware, anonymous_problem, serve_http_host
 
 log = logging.getLogger("ray.serve")
 
@@ -65,7 +67,16 @@ class AppArgs(BaseModel):
     api_key_env: str = Field(
         default="ONPREM_API_KEY",
         description="env var holding the API key; when set, every route but /health needs "
-        "'Authorization: Bearer <key>'",
+        "'Authorization: Bearer <key>'. Unset on a non-loopback http_options.host: the app "
+        "refuses to start (see allow_anonymous)",
+    )
+    allow_anonymous: bool = Field(
+        default=False,
+        description="serve without an API key on a non-loopback host (a gateway in front "
+        "authenticates); loopback hosts never need it",
+    )
+    limits: RequestLimits = Field(
+        default_factory=RequestLimits, description="caps on each request (4xx beyond them)"
     )
     ingress_deployment_config: dict[str, Any] = Field(
         default_factory=dict, description="Serve options of the OpenAI ingress deployment"
@@ -132,6 +143,14 @@ def build_app(args: dict[str, Any]) -> Any:
     """Application builder named by ``serve/config.yaml`` (``serve.app:build_app``): Ray's
     ``build_openai_app`` wiring, with this module's ingress and server classes."""
     parsed = AppArgs.model_validate(args)  # a bad config fails at deploy, with field names
+    problem = anonymous_problem(
+        serve_http_host(),
+        os.environ.get(parsed.api_key_env),
+        parsed.allow_anonymous,
+        parsed.api_key_env,
+    )
+    if problem:
+        raise ValueError(problem)
     built = [llm_config(raw) for raw in parsed.llm_configs]
     ids = [cfg.model_id for cfg, _ in built]
     if len(set(ids)) != len(ids):
@@ -154,7 +173,8 @@ def build_app(args: dict[str, Any]) -> Any:
         "ray_actor_options": {"num_cpus": 0},  # the proxy's neighbour, not a model replica
         **parsed.ingress_deployment_config,
     }
-    ingress = make_fastapi_ingress(OnPremIngress, app=_fastapi_app(parsed.api_key_env))
+    app = _fastapi_app(parsed.api_key_env, parsed.limits)
+    ingress = make_fastapi_ingress(OnPremIngress, app=app)
     return serve.deployment(ingress, **options).bind(
         llm_deployments=deployments,
         model_cards=cards,
@@ -291,10 +311,11 @@ class APIKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-def _fastapi_app(api_key_env: str) -> Any:
+def _fastapi_app(api_key_env: str, limits: RequestLimits | None = None) -> Any:
     """Ray's ingress app (its error handling, CORS, request ids, HTTP metrics) with this
-    platform's API-key check in front and a ``/health`` route."""
+    platform's API-key check in front, then the request caps, and a ``/health`` route."""
     app = init()
+    app.add_middleware(RequestLimitsMiddleware, limits=limits)  # the key is checked first
     app.add_middleware(APIKeyMiddleware, env=api_key_env)
 
     @app.exception_handler(StarletteHTTPException)

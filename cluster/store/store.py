@@ -118,7 +118,14 @@ class ModelStore:
         """
         if not (folder / MANIFEST).is_file():
             return folder
-        manifest = Manifest.read(folder)
+        try:
+            manifest = Manifest.read(folder)
+        except ValueError as exc:
+            raise StoreError(
+                f"model folder {folder} has an unreadable {MANIFEST} ({str(exc).splitlines()[0]})"
+                f", so it is not loaded. Fix: pull it again (python -m jobs.pull_model ... "
+                f"name={folder.name} force=true)"
+            ) from None
         cache = VerifiedCache(self.root / ".verified", folder)
         problems = verify_files(folder, manifest, hashed=cache)
         if problems:
