@@ -130,6 +130,8 @@ def node_env(node: Node, settings: OnpremSettings) -> dict[str, str]:
         # PyTorch spin-waits its OpenMP threads by default: slow steps when processes share cores.
         "OMP_WAIT_POLICY": "PASSIVE",
         "ONPREM_ACCELERATOR_TYPE": node.accelerator_type,
+        # Several nodes write the ledger: SQLite is refused, Postgres is the default here.
+        "ONPREM_MULTI_NODE": "1",
         "RAY_USAGE_STATS_ENABLED": "0",
         "TOKENIZERS_PARALLELISM": "false",
     }
