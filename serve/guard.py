@@ -54,7 +54,7 @@ def anonymous_problem(
         f"http_options.host is {host!r}, not a loopback address, and the API key variable "
         f"{env} is empty: the API would answer anyone who can reach it. Fix: set {env} "
         "(`python -m cluster up` and the on-prem setup write one to <root>/.cluster/api_key and "
-        "give it to the cluster; on Kubernetes the Secret onprem-llm-serve), or bind "
+        "give it to the cluster; on Kubernetes the Secret onprem-llm-api), or bind "
         "http_options.host to 127.0.0.1, or set `allow_anonymous: true` in the app's args if a "
         "gateway in front authenticates every request"
     )
