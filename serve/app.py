@@ -43,9 +43,10 @@ from ray.llm._internal.serve.core.server.llm_server import LLMServer as RayLLMSe
 from ray.llm._internal.serve.utils.lora_serve_utils import LoraModelLoader
 from ray.serve.llm import LLMConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 
 from cluster.llm import adapter_rank, engine_env, lora_engine_kwargs, on_cpu
+from serve.faults import ProgressWatchdog, stream_with_error_event
 from serve.guard import RequestLimits, RequestLimitsMiddleware, anonymous_problem, serve_http_host
 
 log = logging.getLogger("ray.serve")
@@ -82,6 +83,12 @@ class AppArgs(BaseModel):
         default_factory=dict, description="Serve options of the OpenAI ingress deployment"
     )
     usage_interval_s: float = Field(default=30.0, gt=0, description="ledger flush period")
+    health_stall_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="a replica with requests in flight and no output for this long fails its "
+        "health check and is replaced (longer than your slowest non-streamed answer)",
+    )
 
 
 # -- building the app --------------------------------------------------------------------------
@@ -158,7 +165,11 @@ def build_app(args: dict[str, Any]) -> Any:
     deployments = {
         cfg.model_id: build_llm_deployment(
             cfg,
-            bind_kwargs={"adapters": local, "usage_interval_s": parsed.usage_interval_s},
+            bind_kwargs={
+                "adapters": local,
+                "usage_interval_s": parsed.usage_interval_s,
+                "health_stall_s": parsed.health_stall_s,
+            },
         )
         for cfg, local in built
     }
@@ -220,12 +231,25 @@ class LLMServer(RayLLMServer):
         *,
         adapters: dict[str, str] | None = None,
         usage_interval_s: float = 30.0,
+        health_stall_s: float = 300.0,
         **kwargs: Any,
     ):
         adapters = adapters or {}
         kwargs.setdefault("model_downloader", lambda **kw: LocalLoraLoader(adapters, **kw))
+        self.progress = ProgressWatchdog(health_stall_s)
         await super().__init__(llm_config, **kwargs)
         self.usage = _replica_usage(llm_config.model_id, usage_interval_s)
+
+    async def _run_request(self, request: Any, **kwargs: Any) -> Any:
+        return self.progress.watch(await super()._run_request(request, **kwargs))
+
+    async def check_health(self) -> None:
+        """Ray's engine check, and a stuck engine (work waiting, no output) is unhealthy."""
+        problem = self.progress.problem()
+        if problem:
+            log.error("health check failed: %s", problem)
+            raise RuntimeError(problem)
+        await super().check_health()
 
     async def __del__(self) -> None:
         usage = getattr(self, "usage", None)
@@ -391,15 +415,19 @@ class OnPremIngress(OpenAiIngress):
     async def _process_llm_request(
         self, body: Any, call_method: str, raw_request: Request | None = None
     ) -> Any:
-        """Ray's request path, with two faults answered: a full queue gets 503 and
+        """Ray's request path, with three faults answered: a full queue gets 503 and
         ``Retry-After``; a replica lost before the first chunk (its node went away) is retried
-        once on another, since nothing has reached the client yet."""
+        once on another, since nothing has reached the client yet; one lost mid-stream ends
+        the stream with an error event (serve/faults.py)."""
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
         from ray.serve.exceptions import BackPressureError
 
         for attempt in range(2):
             try:
-                return await super()._process_llm_request(body, call_method, raw_request)
+                resp = await super()._process_llm_request(body, call_method, raw_request)
+                if isinstance(resp, StreamingResponse):  # a replica lost mid-stream: say so
+                    resp.body_iterator = stream_with_error_event(resp.body_iterator)
+                return resp
             except BackPressureError:
                 return _error(
                     503,
