@@ -191,10 +191,12 @@ class ModelStore:
         """Clean up after killed pulls of ``name``, if none is running (its lock is free): put
         a moved-aside old copy back when the new one never landed, then remove staging
         folders. Returns what was restored or removed."""
-        lock = self.lock(name)
         try:
+            lock = self.lock(name)
             lock.acquire(timeout=0)
         except Timeout:  # a pull of this name is running: its files are not leftovers
+            return []
+        except OSError:  # a read-only store (a serving node's mount): nothing to clean here
             return []
         done = []
         try:

@@ -147,3 +147,42 @@ def test_limits_are_app_args_with_field_checks():
     assert args.limits.max_messages == 10 and args.allow_anonymous is False
     with pytest.raises(ValidationError, match="max_mesages"):
         AppArgs.model_validate({"llm_configs": [llm], "limits": {"max_mesages": 10}})
+
+
+@pytest.mark.integration
+def test_a_real_serve_deploy_fails_closed_off_loopback_and_opens_on_loopback(ray_cluster):
+    """The app builder runs in Serve's build task and reads the proxies' host from the Serve
+    controller there: on 127.0.0.1 without a key it gets past the check (and stops at the
+    missing model: no vLLM starts), on 0.0.0.0 without a key it refuses."""
+    from pathlib import Path
+
+    from serve.deploy import deploy, undeploy, wait_running
+    from tests.conftest import port
+
+    repo = Path(__file__).resolve().parents[2]
+
+    def config(host: str) -> dict:
+        llm = {"model_loading_config": {"model_id": "m", "model_source": "no-such-model"}}
+        return {
+            "http_options": {"host": host, "port": port(8017)},
+            "applications": [
+                {
+                    "name": "guard",
+                    "route_prefix": "/guard",
+                    "import_path": "serve.app:build_app",
+                    "args": {"llm_configs": [llm], "api_key_env": ENV},
+                    "runtime_env": {"env_vars": {"PYTHONPATH": str(repo)}},  # this checkout
+                }
+            ],
+        }
+
+    messages = {}
+    for host in ("127.0.0.1", "0.0.0.0"):
+        deploy(ray_cluster, config(host))
+        with pytest.raises(RuntimeError, match="failed to deploy") as info:
+            wait_running(ray_cluster, "guard", timeout_s=180)
+        messages[host] = str(info.value)
+        undeploy(ray_cluster)
+    assert "neither in the model store" in messages["127.0.0.1"], messages["127.0.0.1"]
+    assert "not a loopback address" not in messages["127.0.0.1"]
+    assert "http_options.host is '0.0.0.0'" in messages["0.0.0.0"], messages["0.0.0.0"]
