@@ -73,17 +73,3 @@ def test_down_stops_only_its_own_cluster(ray_cluster, tmp_path):
         assert ray_cluster.is_up()
     finally:
         other.down()
-
-
-def test_up_makes_an_api_key_the_clusters_processes_get(tmp_path, monkeypatch):
-    monkeypatch.delenv("ONPREM_API_KEY", raising=False)
-    cluster = LocalCluster(root=tmp_path)
-    cluster.ensure_token()
-    key = cluster.api_key_path
-    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text()) == 64
-    assert cluster.state_dir.stat().st_mode & 0o777 == 0o700
-    assert cluster.node_env()["ONPREM_API_KEY"] == key.read_text()
-    cluster.ensure_token()  # idempotent: the key stays the same
-    assert cluster.node_env()["ONPREM_API_KEY"] == key.read_text()
-    monkeypatch.setenv("ONPREM_API_KEY", "chosen-by-the-operator")
-    assert cluster.node_env()["ONPREM_API_KEY"] == "chosen-by-the-operator"
