@@ -71,8 +71,7 @@ class ModelStore:
     def resolve(self, ref: str) -> Path:
         """A model folder from a store name or a path to an HF model folder, checked against
         its manifest when it has one."""
-        if check_name(ref) is None and not self.has(ref):
-            self.recover(ref)
+        self._settle(ref)
         if self.has(ref):
             return self.check(self.path(ref))
         for candidate in (Path(ref).expanduser(), paths.resolve(ref)):
@@ -88,8 +87,7 @@ class ModelStore:
     def resolve_adapter(self, ref: str) -> Path:
         """A LoRA adapter folder: a store entry, a run folder (``runs/<name>`` → its
         ``adapter/``), or a folder holding ``adapter_config.json``."""
-        if check_name(ref) is None and not self.has(ref):
-            self.recover(ref)
+        self._settle(ref)
         candidates = [self.path(ref)] if self.has(ref) else []
         # Relative paths mean the platform root (a Serve replica's cwd is not the project).
         for p in (Path(ref).expanduser(), paths.resolve(ref)):
@@ -109,6 +107,22 @@ class ModelStore:
         if manifest is None:
             raise StoreError(f"model {name!r} is not in the store at {self.root}")
         return verify_files(self.path(name), manifest)
+
+    def _settle(self, name: str, wait_s: float = 60.0) -> None:
+        """Before looking ``name`` up: if it is missing because a pull is swapping it (its old
+        copy is moved aside for an instant), wait for the swap; after a killed pull, put the
+        old copy back."""
+        if check_name(name) is not None or self.has(name) or not self.root.is_dir():
+            return
+        aside = [p for p in self.root.iterdir() if p.name.startswith(f".old-{name}-")]
+        if aside and _leftover_of(aside[0].name) == name:
+            try:
+                with self.lock(name).acquire(timeout=wait_s):
+                    self.recover(name)
+            except (Timeout, OSError):
+                pass  # the not-found error that follows names the fix
+            return
+        self.recover(name)
 
     def check(self, folder: Path) -> Path:
         """``folder`` if it matches its manifest (no manifest: nothing to check), else a

@@ -358,3 +358,38 @@ def test_a_failed_rename_in_process_puts_the_old_copy_back(store, tiny_model_dir
         pull_path(tiny_model_dir, force="true")
     monkeypatch.setattr(os, "replace", real)
     assert store.manifest("tiny").model_dump() == before and store.verify("tiny") == []
+
+
+def test_a_look_up_during_the_swap_waits_for_the_new_model(store, tiny_model_dir, monkeypatch):
+    """Between a pull's two renames the name is briefly missing: a reader (a Serve replica
+    resolving the model) waits for the new copy instead of failing."""
+    pull_path(tiny_model_dir)
+    in_window, go_on = threading.Event(), threading.Event()
+    real = os.replace
+
+    def slow_swap(src, dst):
+        real(src, dst)
+        if Path(dst).name.startswith(".old-tiny-"):  # the old copy is aside, the new not in
+            in_window.set()
+            go_on.wait(10)
+
+    monkeypatch.setattr(os, "replace", slow_swap)
+    puller = threading.Thread(target=pull_path, args=(tiny_model_dir,), kwargs={"force": "true"})
+    puller.start()
+    assert in_window.wait(10) and not store.has("tiny")
+    found, errors = [], []
+
+    def look_up():
+        try:
+            found.append(store.resolve("tiny"))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    reader = threading.Thread(target=look_up)
+    reader.start()
+    time.sleep(0.5)
+    assert reader.is_alive(), f"the look-up did not wait: {found or errors}"
+    go_on.set()
+    puller.join(10)
+    reader.join(10)
+    assert errors == [] and found == [store.path("tiny")] and store.verify("tiny") == []
