@@ -219,7 +219,9 @@ class Ledger:
         meta: dict[str, Any] | None = None,
     ) -> None:
         """Close a workload: set status and end, and add what it held over its whole life,
-        in one transaction (a crash leaves the record open, never closed without charges)."""
+        in one transaction (a crash leaves the record open, never closed without charges).
+        Only an open record is closed: when its driver and an import of Ray's job list close
+        it at the same time, one of them does and it is charged once."""
         ended_at = ended_at or utcnow()
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -228,11 +230,13 @@ class Ledger:
                 )
             ).one()
             merged = {**json.loads(row.meta or "{}"), **(meta or {})}
-            conn.execute(
+            closed = conn.execute(
                 workloads.update()
-                .where(workloads.c.id == workload_id)
+                .where(workloads.c.id == workload_id, workloads.c.status == "RUNNING")
                 .values(status=status, ended_at=ended_at, meta=json.dumps(merged, default=str))
             )
+            if closed.rowcount == 0:  # closed already (by the driver, or by an import)
+                return
             for alloc in allocs:
                 _insert_allocation(conn, workload_id, alloc, row.started_at, ended_at)
 

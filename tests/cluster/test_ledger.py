@@ -238,3 +238,16 @@ def test_a_killed_driver_that_declared_nothing_is_still_charged(ledger, monkeypa
     (use,) = ledger.usage()
     assert use["status"] == "FAILED" and use["cpus"] == 1.0
     assert use["cpu_hours"] == pytest.approx(600 / 3600, abs=0.01)
+
+
+def test_a_record_closed_twice_is_charged_once(ledger):
+    """A driver closing its record while an import of Ray's job list closes it too."""
+    wid = ledger.start("finetune", "r", submission_id="both", started_at=T0)
+    ledger.finish(
+        wid, "SUCCEEDED", [Allocation("H100", gpus=8)], ended_at=T0 + dt.timedelta(hours=1)
+    )
+    ledger.import_ray_jobs([_job("both", "python -m jobs.finetune", status=JobStatus.STOPPED)])
+    ledger.finish(wid, "FAILED", [Allocation("H100", gpus=8)], ended_at=T0 + dt.timedelta(hours=2))
+    (row,) = ledger.workloads()
+    assert row["status"] == "SUCCEEDED"
+    assert [u["gpu_hours"] for u in ledger.usage()] == [pytest.approx(8.0)]
