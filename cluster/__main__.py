@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "env":
             for key, value in cluster.client_env().items():
                 print(f"export {key}={value}")
+            if cluster.api_key_path.is_file():  # read when eval'd: the key is never printed
+                print(f'export ONPREM_API_KEY="$(cat {cluster.api_key_path})"')
         elif args.cmd == "demo":
             from cluster.demo import main as demo
 

@@ -146,6 +146,7 @@ def run(cluster: LocalCluster) -> dict[str, Any]:
     with Step(5, total, "deploy the Serve app (ray.serve.llm on vLLM, autoscaling 1..2)"):
         _serve_deploy(cluster)
         print("    OpenAI-compatible API at http://127.0.0.1:8000/v1")
+        print(f"    its key: export ONPREM_API_KEY=$(cat {cluster.api_key_path})")
     with Step(6, total, "load benchmark at concurrency 1, 4, 16 (watching replicas)"):
         _job(cluster, "bench_serve", *BENCH_ARGS)
     with Step(7, total, "cost and capacity report (ledger + AWS price snapshot)"):

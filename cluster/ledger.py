@@ -2,8 +2,13 @@
 
 Every job records itself (on success and on failure); the Serve app records replica-hours while
 it runs; :meth:`Ledger.import_ray_jobs` adds jobs that were run by hand from Ray's job list. The
-cost report reads it back. It is SQLite by default (``<root>/.cluster/ledger.db``); when several
-nodes write, point ``ONPREM_LEDGER_URL`` at Postgres (any SQLAlchemy URL).
+cost report reads it back. It is SQLite by default (``<root>/.cluster/ledger.db``) on one node;
+when several nodes write, point ``ONPREM_LEDGER_URL`` at Postgres
+(``postgresql+psycopg://USER:PASSWORD@HOST:5432/ledger``). SQLite's locking does not hold on
+network filesystems, so a SQLite ledger on NFS/CIFS/Ceph/... or on a multi-node cluster
+(``ONPREM_MULTI_NODE=1``, set by the on-prem setup and the k8s manifests) is refused unless
+``ONPREM_LEDGER_ALLOW_SQLITE=1`` says one writer is guaranteed. Each record is written in one
+transaction.
 
 Hours are wall-clock hours times the amount held: ``gpu_hours = gpus * hours``,
 ``node_hours = nodes * hours`` where ``nodes`` is the share of nodes the workload held (by
@@ -14,9 +19,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,15 +87,75 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+# Filesystems on which SQLite's file locks are unreliable (several hosts share the file).
+NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "lustre", "gpfs",
+              "9p", "afs", "beegfs", "fuse.")  # fmt: skip
+ALLOW_SQLITE_ENV = "ONPREM_LEDGER_ALLOW_SQLITE"
+MULTI_NODE_ENV = "ONPREM_MULTI_NODE"
+
+
+class LedgerConfigError(RuntimeError):
+    """The ledger's location is unsafe; the message names the setting, its value and the fix."""
+
+
+def fs_type(path: Path, mounts: str) -> tuple[str, str]:
+    """(filesystem type, mount point) of ``path``: the longest mount point in ``mounts``
+    (the text of /proc/mounts) that holds it. Pure."""
+    best = ("unknown", "")
+    target = str(path)
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best[1]):
+            best = (fields[2], point)
+    return best
+
+
+def sqlite_problem(db: Path, mounts: str, env: dict[str, str]) -> str | None:
+    """Why a SQLite ledger at ``db`` is unsafe here, or None. Pure."""
+    if env.get(ALLOW_SQLITE_ENV) == "1":
+        return None
+    fix = (
+        "Fix: run Postgres and set ONPREM_LEDGER_URL=postgresql+psycopg://USER:PASSWORD@HOST:"
+        f"5432/ledger (docs/onprem.md, 'The usage ledger'), or set {ALLOW_SQLITE_ENV}=1 if "
+        "only one process on one node ever writes the ledger"
+    )
+    kind, point = fs_type(db.parent, mounts)
+    if kind in NETWORK_FS or kind.startswith("fuse."):
+        return (
+            f"ONPREM_LEDGER_URL is sqlite:///{db}, on a {kind} filesystem (mounted at {point}): "
+            "SQLite's locks do not hold across hosts there and concurrent writers lose or "
+            f"corrupt records. {fix}"
+        )
+    if env.get(MULTI_NODE_ENV) == "1":
+        return (
+            f"ONPREM_LEDGER_URL is sqlite:///{db} on a multi-node cluster ({MULTI_NODE_ENV}=1): "
+            f"jobs on other nodes cannot share one SQLite file safely. {fix}"
+        )
+    return None
+
+
+def _read_mounts() -> str:
+    try:
+        return Path("/proc/mounts").read_text()
+    except OSError:
+        return ""
+
+
 class Ledger:
-    """Read and write usage records. Safe for several processes on one SQLite file."""
+    """Read and write usage records: Postgres for a cluster, SQLite for one node."""
 
     def __init__(self, url: str | None = None):
         self.url = url or paths.ledger_url()
         if self.url.startswith("sqlite:///"):
-            from pathlib import Path
-
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            db = Path(self.url.removeprefix("sqlite:///")).resolve()
+            db.parent.mkdir(parents=True, exist_ok=True)
+            problem = sqlite_problem(db, _read_mounts(), dict(os.environ))
+            if problem:
+                raise LedgerConfigError(problem)
             self.engine = sa.create_engine(self.url, connect_args={"timeout": 30})
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
@@ -139,23 +206,8 @@ class Ledger:
         ended_at: dt.datetime,
     ) -> None:
         """Record that ``workload_id`` held ``alloc`` from ``started_at`` to ``ended_at``."""
-        hours = max((ended_at - started_at).total_seconds(), 0.0) / 3600.0
         with self.engine.begin() as conn:
-            conn.execute(
-                allocations.insert().values(
-                    workload_id=workload_id,
-                    accelerator_type=alloc.accelerator_type,
-                    gpus=alloc.gpus,
-                    cpus=alloc.cpus,
-                    nodes=alloc.nodes,
-                    started_at=started_at,
-                    ended_at=ended_at,
-                    hours=hours,
-                    gpu_hours=alloc.gpus * hours,
-                    cpu_hours=alloc.cpus * hours,
-                    node_hours=alloc.nodes * hours,
-                )
-            )
+            _insert_allocation(conn, workload_id, alloc, started_at, ended_at)
 
     def finish(
         self,
@@ -166,7 +218,10 @@ class Ledger:
         ended_at: dt.datetime | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
-        """Close a workload: set status and end, and add what it held over its whole life."""
+        """Close a workload: set status and end, and add what it held over its whole life,
+        in one transaction (a crash leaves the record open, never closed without charges).
+        Only an open record is closed: when its driver and an import of Ray's job list close
+        it at the same time, one of them does and it is charged once."""
         ended_at = ended_at or utcnow()
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -175,13 +230,15 @@ class Ledger:
                 )
             ).one()
             merged = {**json.loads(row.meta or "{}"), **(meta or {})}
-            conn.execute(
+            closed = conn.execute(
                 workloads.update()
-                .where(workloads.c.id == workload_id)
+                .where(workloads.c.id == workload_id, workloads.c.status == "RUNNING")
                 .values(status=status, ended_at=ended_at, meta=json.dumps(merged, default=str))
             )
-        for alloc in allocs:
-            self.add_allocation(workload_id, alloc, row.started_at, ended_at)
+            if closed.rowcount == 0:  # closed already (by the driver, or by an import)
+                return
+            for alloc in allocs:
+                _insert_allocation(conn, workload_id, alloc, row.started_at, ended_at)
 
     # -- reading -------------------------------------------------------------------------------
     def workloads(self, kind: str | None = None) -> list[dict[str, Any]]:
@@ -243,12 +300,21 @@ class Ledger:
                         workloads.c.submission_id == sid
                     )
                 ).first()
-            if row is not None:
-                if row.status == "RUNNING":
-                    holds = json.loads(row.meta or "{}").get("holds") or []
-                    self.finish(row.id, status, [Allocation(**h) for h in holds], ended_at=end)
-                continue
             meta = dict(job.metadata or {})
+            alloc = Allocation(
+                accelerator_type=meta.get("accelerator_type", default_accelerator),
+                # JobDetails does not carry the entrypoint's resources: our submit helper puts
+                # them in the metadata; a job run by hand counts as its driver's one CPU.
+                gpus=float(meta.get("gpus") or 0),
+                cpus=float(meta.get("cpus") or 1),
+                nodes=float(meta.get("nodes", 1)),
+            )
+            if row is not None:
+                if row.status == "RUNNING":  # its driver died before closing it
+                    holds = json.loads(row.meta or "{}").get("holds")
+                    allocs = [Allocation(**h) for h in holds] if holds else [alloc]
+                    self.finish(row.id, status, allocs, ended_at=end)
+                continue
             kind = meta.get("kind") or kind_from_entrypoint(job.entrypoint or "")
             wid = self.start(
                 kind if kind in KINDS else "other",
@@ -259,17 +325,34 @@ class Ledger:
                 started_at=start,
                 source="ray-import",
             )
-            alloc = Allocation(
-                accelerator_type=meta.get("accelerator_type", default_accelerator),
-                # JobDetails does not carry the entrypoint's resources: our submit helper puts
-                # them in the metadata; a job run by hand counts as its driver's one CPU.
-                gpus=float(meta.get("gpus") or 0),
-                cpus=float(meta.get("cpus") or 1),
-                nodes=float(meta.get("nodes", 1)),
-            )
             self.finish(wid, status, [alloc], ended_at=end)
             added += 1
         return added
+
+
+def _insert_allocation(
+    conn: sa.Connection,
+    workload_id: int,
+    alloc: Allocation,
+    started_at: dt.datetime,
+    ended_at: dt.datetime,
+) -> None:
+    hours = max((ended_at - started_at).total_seconds(), 0.0) / 3600.0
+    conn.execute(
+        allocations.insert().values(
+            workload_id=workload_id,
+            accelerator_type=alloc.accelerator_type,
+            gpus=alloc.gpus,
+            cpus=alloc.cpus,
+            nodes=alloc.nodes,
+            started_at=started_at,
+            ended_at=ended_at,
+            hours=hours,
+            gpu_hours=alloc.gpus * hours,
+            cpu_hours=alloc.cpus * hours,
+            node_hours=alloc.nodes * hours,
+        )
+    )
 
 
 def kind_from_entrypoint(entrypoint: str) -> str:

@@ -97,6 +97,12 @@ class LocalCluster:
         return self.state_dir / "auth_token"
 
     @property
+    def api_key_path(self) -> Path:
+        """The Serve API key (mode 0600), made with the token; the cluster's processes get it
+        as ONPREM_API_KEY. ``export ONPREM_API_KEY=$(cat .cluster/api_key)`` for curl."""
+        return self.state_dir / "api_key"
+
+    @property
     def state_file(self) -> Path:
         return self.state_dir / f"cluster-{self.gcs_port}.json"
 
@@ -120,8 +126,12 @@ class LocalCluster:
     def node_env(self) -> dict[str, str]:
         """Environment of every Ray process of the cluster, inherited by jobs and actors."""
         venv_bin = str(Path(sys.executable).parent)
+        key = {}
+        if not os.environ.get("ONPREM_API_KEY") and self.api_key_path.is_file():
+            key["ONPREM_API_KEY"] = self.api_key_path.read_text().strip()
         return {
             **os.environ,
+            **key,
             **self.client_env(),
             "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
             "RAY_USAGE_STATS_ENABLED": "0",
@@ -145,11 +155,14 @@ class LocalCluster:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def ensure_token(self) -> Path:
+        """The Ray auth token and the Serve API key, each made once, readable by the owner."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        if not self.token_path.is_file():
-            fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
+        self.state_dir.chmod(0o700)
+        for path in (self.token_path, self.api_key_path):
+            if not path.is_file():
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_hex(32))
         return self.token_path
 
     def processes(self) -> list[psutil.Process]:

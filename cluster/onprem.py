@@ -83,6 +83,11 @@ class OnpremSettings:
         return f"{self.root}/.cluster/auth_token"
 
     @property
+    def api_key_path(self) -> str:
+        """The Serve API key, made with the token; every node exports it as ONPREM_API_KEY."""
+        return f"{self.root}/.cluster/api_key"
+
+    @property
     def secrets_env(self) -> str:
         """Optional KEY=VALUE file (mode 600): ONPREM_API_KEY, HF_TOKEN, ONPREM_LEDGER_URL, ..."""
         return f"{self.root}/.cluster/secrets.env"
@@ -125,6 +130,8 @@ def node_env(node: Node, settings: OnpremSettings) -> dict[str, str]:
         # PyTorch spin-waits its OpenMP threads by default: slow steps when processes share cores.
         "OMP_WAIT_POLICY": "PASSIVE",
         "ONPREM_ACCELERATOR_TYPE": node.accelerator_type,
+        # Several nodes write the ledger: SQLite is refused, Postgres is the default here.
+        "ONPREM_MULTI_NODE": "1",
         "RAY_USAGE_STATS_ENABLED": "0",
         "TOKENIZERS_PARALLELISM": "false",
     }
@@ -174,8 +181,12 @@ def _exports(env: dict[str, str]) -> str:
 
 
 def _source_secrets(settings: OnpremSettings) -> str:
-    path = settings.secrets_env
-    return f"if [ -f {path} ]; then set -a && . {path} && set +a; fi"
+    path, key = settings.secrets_env, settings.api_key_path
+    return (
+        f"if [ -f {path} ]; then set -a && . {path} && set +a; fi"
+        f' && if [ -z "${{ONPREM_API_KEY:-}}" ] && [ -f {key} ]; then'
+        f' export ONPREM_API_KEY="$(cat {key})"; fi'
+    )
 
 
 def render_onprem(inv: Inventory, settings: OnpremSettings | None = None) -> dict[str, Any]:
@@ -217,6 +228,10 @@ def render_onprem(inv: Inventory, settings: OnpremSettings | None = None) -> dic
             f"test -s {settings.token_path} || (umask 077 && {bin_}/python -c"
             f" 'import secrets; print(secrets.token_hex(32))' > {settings.token_path})",
             f"chmod 600 {settings.token_path}",
+            # The Serve API key likewise: Serve refuses a non-loopback bind without one.
+            f"test -s {settings.api_key_path} || (umask 077 && {bin_}/python -c"
+            f" 'import secrets; print(secrets.token_hex(32))' > {settings.api_key_path})",
+            f"chmod 600 {settings.api_key_path}",
         ],
         "worker_setup_commands": [],
         "head_start_ray_commands": [

@@ -20,6 +20,28 @@ from pathlib import Path
 
 from cluster.local import LocalCluster
 
+# Never uploaded with a job's working directory, whatever .gitignore says (Ray reads it only
+# when RAY_RUNTIME_ENV_IGNORE_GITIGNORE is unset): the cluster's token and keys, env files,
+# filled-in k8s Secrets, and the big local state.
+UPLOAD_EXCLUDES = [
+    ".cluster/",
+    "secrets.env",
+    ".env",
+    "*.env",
+    "k8s/secrets*.yaml",
+    ".git/",
+    ".venv/",
+    "models/",
+    "runs/",
+]
+
+
+def with_upload_excludes(runtime_env: dict | None) -> dict:
+    """``runtime_env`` with :data:`UPLOAD_EXCLUDES` added to its ``excludes``."""
+    env = dict(runtime_env or {})
+    env["excludes"] = [*env.get("excludes", []), *UPLOAD_EXCLUDES]
+    return env
+
 
 @dataclass
 class Submitted:
@@ -63,8 +85,7 @@ def submit_command(
     ]
     if entrypoint_num_cpus:
         cmd += ["--entrypoint-num-cpus", str(entrypoint_num_cpus)]
-    if runtime_env:
-        cmd += ["--runtime-env-json", json.dumps(runtime_env)]
+    cmd += ["--runtime-env-json", json.dumps(with_upload_excludes(runtime_env))]
     if no_wait:
         cmd.append("--no-wait")
     return [*cmd, "--", *entrypoint]

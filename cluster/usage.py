@@ -167,7 +167,12 @@ def track(
     A ledger that cannot be written (read-only disk, Postgres down) is logged, never fatal:
     bookkeeping must not fail the work it records.
     """
-    meta = {**(meta or {}), **({"holds": [dataclasses.asdict(a) for a in holds]} if holds else {})}
+    # What it holds is recorded when it starts (the driver's CPU when nothing is declared), so
+    # a killed driver, closed later by Ledger.import_ray_jobs, is still charged for it.
+    driver = Allocation(
+        node_accelerator_type(), cpus=1.0, nodes=node_share(1.0, 0.0, node_capacity())
+    )
+    meta = {**(meta or {}), "holds": [dataclasses.asdict(a) for a in (list(holds) or [driver])]}
     try:
         ledger = ledger or Ledger()
         wid = ledger.start(kind, name, submission_id=submission_id(), meta=meta)
@@ -183,9 +188,6 @@ def track(
     finally:
         status = "STOPPED" if run.stopped else status
         if ledger is not None and wid is not None:
-            driver = Allocation(
-                node_accelerator_type(), cpus=1.0, nodes=node_share(1.0, 0.0, node_capacity())
-            )
             allocs = run.allocations or list(holds) or [driver]
             try:
                 ledger.finish(wid, status, allocs, meta=run.meta)

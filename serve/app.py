@@ -8,7 +8,8 @@ ingress in front of one vLLM ``LLMServer`` deployment per base model), built fro
   (Ray's own ``lora_config.dynamic_lora_loading_path`` serves adapters from ``s3://``);
 - CPU defaults for vLLM (KV-cache size, OpenMP threads) when a model is placed on CPUs;
 - a bearer API key on every route but ``/health``, with OpenAI-shaped 401s, and 503 with
-  ``Retry-After`` when a model's request queue is full;
+  ``Retry-After`` when a model's request queue is full; no key on a non-loopback bind is a
+  deploy error unless ``allow_anonymous: true``; request caps (``limits``, serve/guard.py);
 - replica-hours in the usage ledger.
 
     serve run serve/config.yaml          # or: serve deploy serve/config.yaml
@@ -42,9 +43,11 @@ from ray.llm._internal.serve.core.server.llm_server import LLMServer as RayLLMSe
 from ray.llm._internal.serve.utils.lora_serve_utils import LoraModelLoader
 from ray.serve.llm import LLMConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 
 from cluster.llm import adapter_rank, cpu_engine_defaults, engine_env, lora_engine_kwargs, on_cpu
+from serve.faults import ProgressWatchdog, stream_with_error_event
+from serve.guard import RequestLimits, RequestLimitsMiddleware, anonymous_problem, serve_http_host
 
 log = logging.getLogger("ray.serve")
 
@@ -65,12 +68,27 @@ class AppArgs(BaseModel):
     api_key_env: str = Field(
         default="ONPREM_API_KEY",
         description="env var holding the API key; when set, every route but /health needs "
-        "'Authorization: Bearer <key>'",
+        "'Authorization: Bearer <key>'. Unset on a non-loopback http_options.host: the app "
+        "refuses to start (see allow_anonymous)",
+    )
+    allow_anonymous: bool = Field(
+        default=False,
+        description="serve without an API key on a non-loopback host (a gateway in front "
+        "authenticates); loopback hosts never need it",
+    )
+    limits: RequestLimits = Field(
+        default_factory=RequestLimits, description="caps on each request (4xx beyond them)"
     )
     ingress_deployment_config: dict[str, Any] = Field(
         default_factory=dict, description="Serve options of the OpenAI ingress deployment"
     )
     usage_interval_s: float = Field(default=30.0, gt=0, description="ledger flush period")
+    health_stall_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="a replica with requests in flight and no output for this long fails its "
+        "health check and is replaced (longer than your slowest non-streamed answer)",
+    )
 
 
 # -- building the app --------------------------------------------------------------------------
@@ -134,6 +152,14 @@ def build_app(args: dict[str, Any]) -> Any:
     """Application builder named by ``serve/config.yaml`` (``serve.app:build_app``): Ray's
     ``build_openai_app`` wiring, with this module's ingress and server classes."""
     parsed = AppArgs.model_validate(args)  # a bad config fails at deploy, with field names
+    problem = anonymous_problem(
+        serve_http_host(),
+        os.environ.get(parsed.api_key_env),
+        parsed.allow_anonymous,
+        parsed.api_key_env,
+    )
+    if problem:
+        raise ValueError(problem)
     built = [llm_config(raw) for raw in parsed.llm_configs]
     ids = [cfg.model_id for cfg, _ in built]
     if len(set(ids)) != len(ids):
@@ -141,7 +167,11 @@ def build_app(args: dict[str, Any]) -> Any:
     deployments = {
         cfg.model_id: build_llm_deployment(
             cfg,
-            bind_kwargs={"adapters": local, "usage_interval_s": parsed.usage_interval_s},
+            bind_kwargs={
+                "adapters": local,
+                "usage_interval_s": parsed.usage_interval_s,
+                "health_stall_s": parsed.health_stall_s,
+            },
         )
         for cfg, local in built
     }
@@ -156,7 +186,8 @@ def build_app(args: dict[str, Any]) -> Any:
         "ray_actor_options": {"num_cpus": 0},  # the proxy's neighbour, not a model replica
         **parsed.ingress_deployment_config,
     }
-    ingress = make_fastapi_ingress(OnPremIngress, app=_fastapi_app(parsed.api_key_env))
+    app = _fastapi_app(parsed.api_key_env, parsed.limits)
+    ingress = make_fastapi_ingress(OnPremIngress, app=app)
     return serve.deployment(ingress, **options).bind(
         llm_deployments=deployments,
         model_cards=cards,
@@ -202,12 +233,25 @@ class LLMServer(RayLLMServer):
         *,
         adapters: dict[str, str] | None = None,
         usage_interval_s: float = 30.0,
+        health_stall_s: float = 300.0,
         **kwargs: Any,
     ):
         adapters = adapters or {}
         kwargs.setdefault("model_downloader", lambda **kw: LocalLoraLoader(adapters, **kw))
+        self.progress = ProgressWatchdog(health_stall_s)
         await super().__init__(llm_config, **kwargs)
         self.usage = _replica_usage(llm_config.model_id, usage_interval_s)
+
+    async def _run_request(self, request: Any, **kwargs: Any) -> Any:
+        return self.progress.watch(await super()._run_request(request, **kwargs))
+
+    async def check_health(self) -> None:
+        """Ray's engine check, and a stuck engine (work waiting, no output) is unhealthy."""
+        problem = self.progress.problem()
+        if problem:
+            log.error("health check failed: %s", problem)
+            raise RuntimeError(problem)
+        await super().check_health()
 
     async def __del__(self) -> None:
         usage = getattr(self, "usage", None)
@@ -293,10 +337,11 @@ class APIKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-def _fastapi_app(api_key_env: str) -> Any:
+def _fastapi_app(api_key_env: str, limits: RequestLimits | None = None) -> Any:
     """Ray's ingress app (its error handling, CORS, request ids, HTTP metrics) with this
-    platform's API-key check in front and a ``/health`` route."""
+    platform's API-key check in front, then the request caps, and a ``/health`` route."""
     app = init()
+    app.add_middleware(RequestLimitsMiddleware, limits=limits)  # the key is checked first
     app.add_middleware(APIKeyMiddleware, env=api_key_env)
 
     @app.exception_handler(StarletteHTTPException)
@@ -372,15 +417,19 @@ class OnPremIngress(OpenAiIngress):
     async def _process_llm_request(
         self, body: Any, call_method: str, raw_request: Request | None = None
     ) -> Any:
-        """Ray's request path, with two faults answered: a full queue gets 503 and
+        """Ray's request path, with three faults answered: a full queue gets 503 and
         ``Retry-After``; a replica lost before the first chunk (its node went away) is retried
-        once on another, since nothing has reached the client yet."""
+        once on another, since nothing has reached the client yet; one lost mid-stream ends
+        the stream with an error event (serve/faults.py)."""
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
         from ray.serve.exceptions import BackPressureError
 
         for attempt in range(2):
             try:
-                return await super()._process_llm_request(body, call_method, raw_request)
+                resp = await super()._process_llm_request(body, call_method, raw_request)
+                if isinstance(resp, StreamingResponse):  # a replica lost mid-stream: say so
+                    resp.body_iterator = stream_with_error_event(resp.body_iterator)
+                return resp
             except BackPressureError:
                 return _error(
                     503,

@@ -274,7 +274,8 @@ def test_containers_run_as_non_root():
     for where, doc in MANIFESTS:
         for pod in pod_specs(doc):
             ctx = pod.get("securityContext") or {}
-            assert ctx.get("runAsNonRoot") is True and ctx.get("runAsUser") == 1000, where
+            # 1000: the `ray` user of the Ray images; 999: `postgres` of the Postgres image
+            assert ctx.get("runAsNonRoot") is True and ctx.get("runAsUser") in (1000, 999), where
             for container in pod["containers"] + pod.get("initContainers", []):
                 c_ctx = container.get("securityContext") or {}
                 assert c_ctx.get("runAsUser", 1000) != 0, where
@@ -309,3 +310,124 @@ def test_image_holds_what_the_cluster_launcher_syncs():
             words = [w for w in line.split()[1:] if not w.startswith("--")]
             copied |= set(words[:-1])
     assert copied == set(PROJECT_FILES)
+
+
+# -- locked down: pods, secrets, network -----------------------------------------------------
+
+
+def _autoscaled_head(doc: dict[str, Any], pod: dict[str, Any]) -> bool:
+    """A head pod of a RayCluster (or a RayService's) with in-tree autoscaling."""
+    spec = doc["spec"].get("rayClusterConfig", doc["spec"])
+    head = (spec.get("headGroupSpec") or {}).get("template", {}).get("spec")
+    return pod is head and spec.get("enableInTreeAutoscaling") is True
+
+
+def test_pods_are_hardened():
+    hardened = 0
+    for where, doc in MANIFESTS:
+        for pod in pod_specs(doc):
+            assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+            # Only autoscaled heads keep a service-account token: the autoscaler sidecar scales
+            # the cluster through the Kubernetes API.
+            expected = _autoscaled_head(doc, pod)
+            assert pod.get("automountServiceAccountToken") is expected, where
+            for container in pod["containers"] + pod.get("initContainers", []):
+                ctx = container.get("securityContext") or {}
+                assert ctx.get("allowPrivilegeEscalation") is False, f"{where} {container['name']}"
+                assert ctx.get("capabilities") == {"drop": ["ALL"]}, f"{where} {container['name']}"
+                assert ctx.get("runAsNonRoot") is True, f"{where} {container['name']}"
+                hardened += 1
+        for options in find(doc, "autoscalerOptions"):
+            ctx = options["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False, where
+            assert ctx["capabilities"] == {"drop": ["ALL"]}, where
+            assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}, where
+    assert hardened >= 10, "the walk finds the containers"
+
+
+def _secrets_of(node: Any) -> set[str]:
+    return {r["name"] for r in find(node, "secretKeyRef") + find(node, "secretRef")}
+
+
+def test_serve_pods_cannot_read_batch_credentials():
+    """The Serve cluster gets the API key, the ledger URL and the Ray token, never the HF or
+    AWS keys the batch jobs use; and no pod can read other Secrets through the API (no token)."""
+    batch_only = {"onprem-llm-hf", "onprem-llm-aws"}
+    (_, service), *_ = of_kind("RayService")
+    serve_secrets = _secrets_of(service) | {
+        service["spec"]["rayClusterConfig"]["authOptions"]["secretName"]
+    }
+    assert serve_secrets == {"onprem-llm-api", "onprem-llm-ledger", "onprem-ray-auth"}
+    (_, cluster), *_ = of_kind("RayCluster")
+    assert batch_only <= _secrets_of(cluster)
+    assert not batch_only & serve_secrets
+
+
+def test_the_ledger_is_postgres_on_every_ray_pod():
+    for where, doc in of_kind("RayCluster", "RayService"):
+        for pod in pod_specs(doc):
+            for container in pod["containers"]:
+                env = {e["name"]: e.get("value") for e in container.get("env", [])}
+                assert env.get("ONPREM_MULTI_NODE") == "1", where  # SQLite is refused
+                refs = [r["secretRef"] for r in container.get("envFrom", []) if "secretRef" in r]
+                ledger = [r for r in refs if r["name"] == "onprem-llm-ledger"]
+                assert ledger and not ledger[0].get("optional"), f"{where}: the ledger is required"
+    (where, sts), *_ = of_kind("StatefulSet")
+    assert sts["metadata"]["name"] == "onprem-llm-postgres", where
+    (_, svc), *_ = [
+        (w, d) for w, d in of_kind("Service") if d["metadata"]["name"] == "onprem-llm-postgres"
+    ]
+    assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["ports"][0]["port"] == 5432
+
+
+def _policies() -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc["spec"] for _, doc in of_kind("NetworkPolicy")}
+
+
+def _ports(rule: dict[str, Any]) -> set[int]:
+    return {p["port"] for p in rule.get("ports", [])}
+
+
+def test_network_is_default_deny_with_only_the_needed_allows():
+    policies = _policies()
+    deny = policies["default-deny"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    ingress = [
+        (spec["podSelector"], rule)
+        for spec in policies.values()
+        for rule in spec.get("ingress", [])
+    ]
+    # What is open from where: every ingress rule names its sources, most name their ports.
+    assert all(rule.get("from") for _, rule in ingress), "an ingress rule open to every source"
+    serve = policies["allow-serve-api"]
+    assert serve["podSelector"] == {"matchLabels": {"onprem/ray-cluster": "serve"}}
+    assert _ports(serve["ingress"][0]) == {8000}
+    dash = policies["allow-dashboard-from-namespace"]
+    assert dash["podSelector"] == {"matchLabels": {"ray.io/node-type": "head"}}
+    from_namespace, operator = dash["ingress"]
+    assert from_namespace["from"] == [{"podSelector": {}}] and _ports(from_namespace) == {8265}
+    assert operator["from"][0]["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "kuberay-operator"}
+    }
+    scrape = policies["allow-metrics-scrape"]["ingress"][0]
+    assert _ports(scrape) == {8080} and "namespaceSelector" in scrape["from"][0]
+    for name in ("batch", "serve"):
+        intra = policies[f"allow-ray-{name}-intra-cluster"]
+        selector = {"matchLabels": {"onprem/ray-cluster": name}}
+        assert intra["podSelector"] == selector
+        assert intra["ingress"] == [{"from": [{"podSelector": selector}]}]
+    # Internet egress (443) only for the batch cluster and, for the autoscaler, the heads.
+    open_egress = {
+        name
+        for name, spec in policies.items()
+        for rule in spec.get("egress", [])
+        if "to" not in rule
+    }
+    assert open_egress == {"allow-batch-egress-https", "allow-heads-to-kubernetes-api"}
+
+
+def test_pod_labels_match_what_the_policies_select():
+    for where, doc in of_kind("RayCluster", "RayService"):
+        want = "serve" if doc["kind"] == "RayService" else "batch"
+        for template in find(doc, "template"):
+            assert template["metadata"]["labels"]["onprem/ray-cluster"] == want, where

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -68,18 +71,64 @@ def file_entries(folder: Path) -> list[FileEntry]:
     return entries
 
 
-def verify_files(folder: Path, manifest: Manifest) -> list[str]:
-    """Every difference between the folder and its manifest, as readable lines (empty = OK)."""
+class VerifiedCache:
+    """Which files of one folder last matched their manifest sha256, keyed by what changes
+    when a file is written (size, mtime, ctime, inode), so an unchanged file is not hashed
+    again. Kept in ``cache_dir`` (outside the model folder, which holds listed files only)."""
+
+    def __init__(self, cache_dir: Path, folder: Path):
+        key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+        self.path = cache_dir / f"{key}.json"
+        try:
+            self.entries: dict[str, list[Any]] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+        self.changed = False
+
+    @staticmethod
+    def _stamp(st: os.stat_result, sha256: str) -> list[Any]:
+        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, sha256]
+
+    def matches(self, rel: str, st: os.stat_result, sha256: str) -> bool:
+        return self.entries.get(rel) == self._stamp(st, sha256)
+
+    def remember(self, rel: str, st: os.stat_result, sha256: str) -> None:
+        self.entries[rel] = self._stamp(st, sha256)
+        self.changed = True
+
+    def save(self) -> None:
+        """Write the cache (temp file, then rename); a read-only store just hashes again."""
+        if not self.changed:
+            return
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.entries, fh)
+            os.replace(tmp, self.path)
+
+
+def verify_files(
+    folder: Path, manifest: Manifest, hashed: VerifiedCache | None = None
+) -> list[str]:
+    """Every difference between the folder and its manifest, as readable lines (empty = OK).
+    With ``hashed``, files whose stat is unchanged since they last matched are not re-hashed."""
     problems = []
     listed = {f.path for f in manifest.files}
     for entry in manifest.files:
         path = folder / entry.path
-        if not path.is_file():
-            problems.append(f"{entry.path}: missing")
-        elif path.stat().st_size != entry.size:
-            problems.append(f"{entry.path}: size {path.stat().st_size} != {entry.size}")
+        if path.is_symlink() or not path.is_file():
+            problems.append(f"{entry.path}: missing" + (" (a symlink)" * path.is_symlink()))
+            continue
+        st = path.stat()
+        if st.st_size != entry.size:
+            problems.append(f"{entry.path}: size {st.st_size} != {entry.size}")
+        elif hashed is not None and hashed.matches(entry.path, st, entry.sha256):
+            continue
         elif sha256_file(path) != entry.sha256:
             problems.append(f"{entry.path}: sha256 differs from the manifest")
+        elif hashed is not None:
+            hashed.remember(entry.path, st, entry.sha256)
     for path in folder.rglob("*"):
         rel = path.relative_to(folder).as_posix()
         if path.is_file() and rel != MANIFEST and rel not in listed:

@@ -124,9 +124,18 @@ def pull(cfg: PullConfig, *, s3_client: Any = None) -> PullResult:
         assert manifest is not None
         return PullResult(name, store.path(name), manifest, "verified", time.monotonic() - t0)
 
-    swept = store.sweep()
-    if swept:
-        log.info("removed leftovers of interrupted pulls: %s", ", ".join(swept))
+    # One pull of a name at a time, here and on other nodes: the second waits, then finds the
+    # model the first installed and has nothing to do.
+    with store.lock(name):
+        return _pull_locked(cfg, store, src, name, s3_client, t0)
+
+
+def _pull_locked(
+    cfg: PullConfig, store: ModelStore, src: Source, name: str, s3_client: Any, t0: float
+) -> PullResult:
+    recovered = store.recover(name)
+    if recovered:
+        log.info("cleaned up after an interrupted pull of %s: %s", name, ", ".join(recovered))
     print_ = log.info
     fp = fingerprint(src, s3_client)
     current = store.manifest(name)

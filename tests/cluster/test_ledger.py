@@ -166,3 +166,88 @@ def test_import_closes_a_record_whose_driver_died_and_charges_what_it_held(ledge
 )
 def test_kind_from_entrypoint(entry, kind):
     assert kind_from_entrypoint(entry) == kind
+
+
+# -- many nodes: where SQLite is refused, one transaction per record, killed drivers ---------
+
+MOUNTS = """\
+/dev/sda1 / ext4 rw,relatime 0 0
+server:/export /mnt/onprem nfs4 rw,vers=4.2 0 0
+sshfs#me@h: /mnt/fuse fuse.sshfs rw 0 0
+//nas/share /mnt/smb cifs rw 0 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("db", "env", "refused"),
+    [
+        ("/mnt/onprem/.cluster/ledger.db", {}, "nfs4 filesystem (mounted at /mnt/onprem)"),
+        ("/mnt/fuse/ledger.db", {}, "fuse.sshfs filesystem"),
+        ("/mnt/smb/x/ledger.db", {}, "cifs filesystem"),
+        ("/home/me/.cluster/ledger.db", {"ONPREM_MULTI_NODE": "1"}, "multi-node cluster"),
+        ("/home/me/.cluster/ledger.db", {}, None),
+        ("/mnt/onprem/.cluster/ledger.db", {"ONPREM_LEDGER_ALLOW_SQLITE": "1"}, None),
+        ("/mnt/onprem2/ledger.db", {}, None),  # a prefix of the name is not the mount
+    ],
+)
+def test_sqlite_is_refused_on_network_filesystems_and_many_nodes(db, env, refused):
+    from pathlib import Path
+
+    from cluster.ledger import sqlite_problem
+
+    problem = sqlite_problem(Path(db), MOUNTS, env)
+    if refused is None:
+        assert problem is None
+    else:
+        assert refused in problem and f"sqlite:///{db}" in problem
+        assert "Fix:" in problem and "postgresql+psycopg://" in problem
+        assert "ONPREM_LEDGER_ALLOW_SQLITE=1" in problem
+
+
+def test_ledger_on_an_nfs_mount_does_not_open(tmp_path, monkeypatch):
+    from cluster import ledger as ledger_mod
+
+    monkeypatch.setattr(
+        ledger_mod, "_read_mounts", lambda: f"/dev/sda1 / ext4 rw 0 0\nsrv:/x {tmp_path} nfs rw 0 0"
+    )
+    with pytest.raises(ledger_mod.LedgerConfigError, match="on a nfs filesystem"):
+        Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert not (tmp_path / "ledger.db").exists()
+    monkeypatch.setenv("ONPREM_LEDGER_ALLOW_SQLITE", "1")
+    Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+
+
+def test_finish_writes_status_and_charges_in_one_transaction(ledger):
+    wid = ledger.start("finetune", "r", started_at=T0)
+    bad = Allocation(None, cpus=1)  # NOT NULL accelerator_type: the charge cannot be written
+    with pytest.raises(Exception, match="(?i)not null"):
+        ledger.finish(wid, "SUCCEEDED", [Allocation("CPU", cpus=2), bad], ended_at=T0)
+    (row,) = ledger.workloads()
+    assert row["status"] == "RUNNING" and ledger.usage() == [], "closed without its charges"
+
+
+def test_a_killed_driver_that_declared_nothing_is_still_charged(ledger, monkeypatch):
+    """track() records what the job holds when it starts (the driver's CPU when nothing is
+    declared), so closing the record from Ray's job list charges it."""
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", '{"metadata": {"job_submission_id": "k"}}')
+    block = track("pull", "m", ledger=ledger)
+    block.__enter__()  # the driver is killed inside the block: no __exit__
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    died = _job("k", "python -m jobs.pull_model", status=JobStatus.FAILED, start=now_ms, secs=600)
+    ledger.import_ray_jobs([died])
+    (use,) = ledger.usage()
+    assert use["status"] == "FAILED" and use["cpus"] == 1.0
+    assert use["cpu_hours"] == pytest.approx(600 / 3600, abs=0.01)
+
+
+def test_a_record_closed_twice_is_charged_once(ledger):
+    """A driver closing its record while an import of Ray's job list closes it too."""
+    wid = ledger.start("finetune", "r", submission_id="both", started_at=T0)
+    ledger.finish(
+        wid, "SUCCEEDED", [Allocation("H100", gpus=8)], ended_at=T0 + dt.timedelta(hours=1)
+    )
+    ledger.import_ray_jobs([_job("both", "python -m jobs.finetune", status=JobStatus.STOPPED)])
+    ledger.finish(wid, "FAILED", [Allocation("H100", gpus=8)], ended_at=T0 + dt.timedelta(hours=2))
+    (row,) = ledger.workloads()
+    assert row["status"] == "SUCCEEDED"
+    assert [u["gpu_hours"] for u in ledger.usage()] == [pytest.approx(8.0)]

@@ -216,3 +216,11 @@ def test_the_70b_tensor_parallel_config_in_the_docs_is_a_valid_serve_llm_config(
         ]
     }
     ServeDeploySchema.model_validate(serve_cfg)
+
+
+def test_the_setup_makes_an_api_key_beside_the_token_and_every_node_exports_it(inv):
+    config = render_onprem(inv)
+    setup = " ".join(config["head_setup_commands"])
+    assert "umask 077" in setup and "chmod 600 /mnt/onprem/.cluster/api_key" in setup
+    starts = config["head_start_ray_commands"][-1] + config["worker_start_ray_commands"][-1]
+    assert starts.count('export ONPREM_API_KEY="$(cat /mnt/onprem/.cluster/api_key)"') == 2

@@ -158,3 +158,28 @@ def test_hf_wrong_revision_names_it(platform_root, fake_hub):
 def test_hf_unknown_repo(platform_root, fake_hub):
     proc = run_pull(platform_root, fake_hub.url, "source=hf:acme/nope@main")
     assert proc.returncode == 2 and "repository acme/nope not found" in proc.stderr
+
+
+@pytest.mark.parametrize("bad", ["../../outside.json", "sub/../../config.json", "/abs/config.json"])
+def test_s3_keys_that_would_land_outside_the_model_folder_are_refused(
+    platform_root, tiny_model_dir, aws_env, bad
+):
+    """The store writes each object to dest / key[len(prefix):]: a '..' part or an absolute
+    remainder would write outside the store."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        upload(s3, tiny_model_dir, "llm/tiny")
+        s3.put_object(Bucket=BUCKET, Key=f"llm/tiny/{bad}", Body=b'{"evil": 1}')
+        assert any(
+            o["Key"] == f"llm/tiny/{bad}" for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+        )
+        cfg = load_config(PullConfig, None, ["source=s3://models/llm/tiny", "name=tiny"])
+        with pytest.raises(SourceError, match=r"(?s)would be written outside.*Fix:") as info:
+            pull(cfg, s3_client=s3)
+        assert f"llm/tiny/{bad}" in str(info.value)
+    assert ModelStore().names() == []
+    assert not list(platform_root.rglob("outside.json"))
+    assert not Path("/abs/config.json").exists()

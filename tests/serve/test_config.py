@@ -17,8 +17,14 @@ from serve.status import engine_stats, histogram_quantile
 def store(platform_root, tiny_model_dir, tiny_adapter_dir):
     import shutil
 
-    shutil.copytree(tiny_model_dir, platform_root / "models" / "tiny")
-    (platform_root / "models" / "tiny" / "manifest.json").write_text("{}")
+    from cluster.store.manifest import Manifest, file_entries
+
+    tiny = platform_root / "models" / "tiny"
+    shutil.copytree(tiny_model_dir, tiny)
+    Manifest(
+        name="tiny", source="test", source_kind="path", revision="1", fingerprint="f",
+        files=file_entries(tiny),
+    ).write(tiny)  # fmt: skip
     shutil.copytree(tiny_adapter_dir, platform_root / "runs" / "r1" / "adapter")
     return platform_root
 

@@ -1,0 +1,199 @@
+"""What the Serve app refuses before any request reaches vLLM, and when it refuses to start.
+
+- :func:`anonymous_problem`: an API that listens beyond loopback without a key is an error at
+  deploy, unless the app's args say ``allow_anonymous: true`` (a gateway in front
+  authenticates).
+- :class:`RequestLimits` / :class:`RequestLimitsMiddleware`: caps on the body size, the number
+  of messages, the prompt's characters and the stop strings, answered with OpenAI-shaped 4xx
+  errors (``{"error": {"message", "type", "param", "code"}}``).
+
+Pure functions and a plain ASGI middleware: tested with starlette's TestClient, no Ray, no vLLM.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import JSONResponse
+
+LIMITED_PATHS = ("/chat/completions", "/completions")
+
+
+def openai_error(
+    status: int, message: str, type: str, code: str | None, param: str | None = None
+) -> JSONResponse:
+    """A response in the OpenAI error shape."""
+    body = {"error": {"message": message, "type": type, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status)
+
+
+# -- fail closed -------------------------------------------------------------------------------
+def is_loopback(host: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``; False for 0.0.0.0, other addresses and an
+    unknown (None) host, so an unknown bind fails closed."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def anonymous_problem(
+    host: str | None, key: str | None, allow_anonymous: bool, env: str
+) -> str | None:
+    """Why the app must not start without an API key (None when it may)."""
+    if key or allow_anonymous or is_loopback(host):
+        return None
+    return (
+        f"http_options.host is {host!r}, not a loopback address, and the API key variable "
+        f"{env} is empty: the API would answer anyone who can reach it. Fix: set {env} "
+        "(`python -m cluster up` and the on-prem setup write one to <root>/.cluster/api_key and "
+        "give it to the cluster; on Kubernetes the Secret onprem-llm-api), or bind "
+        "http_options.host to 127.0.0.1, or set `allow_anonymous: true` in the app's args if a "
+        "gateway in front authenticates every request"
+    )
+
+
+def serve_http_host() -> str | None:
+    """The host Serve's HTTP proxies bind, from the running Serve controller (None when no
+    controller can be reached: treated as not loopback)."""
+    try:
+        from ray.serve.context import _get_global_client
+
+        client = _get_global_client(raise_if_no_controller_running=False)
+        return client.http_config.host if client is not None else None
+    except Exception:  # any failure here means "unknown", which fails closed
+        return None
+
+
+# -- request caps ------------------------------------------------------------------------------
+class RequestLimits(BaseModel):
+    """Caps on one request, checked before the request reaches the engine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = Field(default=1_000_000, gt=0, description="request body size")
+    max_messages: int = Field(default=256, gt=0, description="messages in one chat request")
+    max_prompt_chars: int = Field(
+        default=200_000, gt=0, description="characters of all messages' text, or of the prompt"
+    )
+    max_stop: int = Field(default=4, ge=0, description="stop strings (OpenAI allows 4)")
+    max_stop_chars: int = Field(default=256, gt=0, description="characters of one stop string")
+
+
+def _text_chars(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(len(p.get("text") or "") for p in content if isinstance(p, dict))
+    return 0
+
+
+def limit_problem(body: Any, limits: RequestLimits) -> tuple[str, str] | None:
+    """(message, param) for the first cap a parsed request body breaks, or None (pure)."""
+    if not isinstance(body, dict):
+        return None  # the request schema answers that
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        if len(messages) > limits.max_messages:
+            return (
+                f"messages has {len(messages)} entries; at most {limits.max_messages} are "
+                "accepted. Fix: send fewer, or summarise earlier turns",
+                "messages",
+            )
+        chars = sum(_text_chars(m.get("content")) for m in messages if isinstance(m, dict))
+        if chars > limits.max_prompt_chars:
+            return (
+                f"messages hold {chars} characters of text; at most {limits.max_prompt_chars} "
+                "are accepted. Fix: shorten the conversation",
+                "messages",
+            )
+    prompt = body.get("prompt")
+    if prompt is not None:
+        prompts = prompt if isinstance(prompt, list) else [prompt]
+        chars = sum(len(p) for p in prompts if isinstance(p, str))
+        if chars > limits.max_prompt_chars:
+            return (
+                f"prompt holds {chars} characters; at most {limits.max_prompt_chars} are "
+                "accepted. Fix: shorten the prompt",
+                "prompt",
+            )
+    stop = body.get("stop")
+    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    if len(stops) > limits.max_stop:
+        return (
+            f"stop has {len(stops)} strings; at most {limits.max_stop} are accepted",
+            "stop",
+        )
+    for s in stops:
+        if isinstance(s, str) and len(s) > limits.max_stop_chars:
+            return (
+                f"a stop string has {len(s)} characters; at most {limits.max_stop_chars}",
+                "stop",
+            )
+    return None
+
+
+class RequestLimitsMiddleware:
+    """Reads a POST body up to ``limits.max_body_bytes`` (413 beyond it), checks the caps of
+    completion requests (400), then hands the body on unchanged."""
+
+    def __init__(self, app: Any, limits: RequestLimits | None = None):
+        self.app, self.limits = app, limits or RequestLimits()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        cap = self.limits.max_body_bytes
+        too_big = openai_error(
+            413,
+            f"the request body is larger than {cap} bytes. Fix: send a smaller request",
+            "invalid_request_error",
+            "request_too_large",
+        )
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"").decode() or "0"
+        if declared.isdigit() and int(declared) > cap:
+            await too_big(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > cap:
+                await too_big(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if scope.get("path", "").endswith(LIMITED_PATHS):
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None  # the route's own validation answers malformed JSON
+            problem = limit_problem(parsed, self.limits)
+            if problem:
+                message, param = problem
+                resp = openai_error(400, message, "invalid_request_error", "limit_exceeded", param)
+                await resp(scope, receive, send)
+                return
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

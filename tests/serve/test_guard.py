@@ -1,0 +1,188 @@
+"""The Serve app fails closed without an API key off loopback, and caps each request with
+OpenAI-shaped 4xx answers before vLLM sees it. No Ray, no vLLM: the pure checks, and the
+ingress's FastAPI app (its middlewares) through starlette's TestClient."""
+
+import pytest
+from starlette.testclient import TestClient
+
+from serve.guard import RequestLimits, anonymous_problem
+
+ENV = "ONPREM_TEST_GUARD_KEY"
+
+
+@pytest.mark.parametrize(
+    ("host", "key", "allow", "refused"),
+    [
+        ("0.0.0.0", None, False, True),
+        ("10.0.0.5", "", False, True),
+        ("::", None, False, True),
+        (None, None, False, True),  # unknown bind: fail closed
+        ("127.0.0.1", None, False, False),
+        ("::1", None, False, False),
+        ("localhost", None, False, False),
+        ("0.0.0.0", "k3y", False, False),
+        ("0.0.0.0", None, True, False),
+    ],
+)
+def test_no_key_off_loopback_is_refused_unless_allowed(host, key, allow, refused):
+    problem = anonymous_problem(host, key, allow, ENV)
+    assert (problem is not None) == refused
+    if refused:
+        assert f"http_options.host is {host!r}" in problem and ENV in problem
+        assert "Fix:" in problem and "allow_anonymous: true" in problem
+
+
+@pytest.mark.parametrize(
+    ("args", "host", "fails_with"),
+    [
+        ({}, "0.0.0.0", "not a loopback address"),
+        ({"allow_anonymous": True}, "0.0.0.0", "neither in the model store"),  # got past the check
+        ({}, "127.0.0.1", "neither in the model store"),
+    ],
+)
+def test_build_app_refuses_to_start_open_to_the_network(
+    args, host, fails_with, platform_root, monkeypatch
+):
+    import serve.app
+
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setattr(serve.app, "serve_http_host", lambda: host)
+    llm = {"model_loading_config": {"model_id": "m", "model_source": "no-such-model"}}
+    with pytest.raises(Exception, match=fails_with):
+        serve.app.build_app({"llm_configs": [llm], "api_key_env": ENV, **args})
+
+
+@pytest.fixture
+def client(monkeypatch):
+    """The ingress's FastAPI app with a stand-in completion route that echoes what it got."""
+    from fastapi import Request
+
+    from serve.app import _fastapi_app
+
+    monkeypatch.delenv(ENV, raising=False)
+    limits = RequestLimits(max_body_bytes=4000, max_messages=3, max_prompt_chars=100, max_stop=2)
+    app = _fastapi_app(ENV, limits)
+
+    @app.post("/v1/chat/completions")
+    @app.post("/v1/completions")
+    async def echo(request: Request) -> dict:
+        return {"got": await request.json()}
+
+    return TestClient(app)
+
+
+def chat(n=1, text="hi", **extra):
+    return {"model": "m", "messages": [{"role": "user", "content": text}] * n, **extra}
+
+
+def assert_openai_error(resp, status, code, param=None):
+    assert resp.status_code == status, resp.text
+    err = resp.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert err["type"] == "invalid_request_error" and err["code"] == code
+    assert err["param"] == param
+    return err["message"]
+
+
+def test_a_request_within_the_caps_reaches_the_route_unchanged(client):
+    body = chat(3, "x" * 30, stop=["a", "b"])
+    resp = client.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 200 and resp.json() == {"got": body}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param", "needle"),
+    [
+        ("/v1/chat/completions", chat(4), "messages", "messages has 4 entries; at most 3"),
+        ("/v1/chat/completions", chat(1, "x" * 101), "messages", "101 characters"),
+        (
+            "/v1/chat/completions",
+            {
+                **chat(),
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "y" * 101}]}],
+            },
+            "messages",
+            "101 characters",
+        ),
+        ("/v1/completions", {"model": "m", "prompt": ["p" * 60, "q" * 60]}, "prompt", "120 char"),
+        ("/v1/chat/completions", chat(stop=["a", "b", "c"]), "stop", "stop has 3 strings"),
+        ("/v1/completions", {"model": "m", "prompt": "p", "stop": "s" * 300}, "stop", "300 char"),
+        ("/llm2/v1/chat/completions", chat(4), "messages", "at most 3"),  # another route prefix
+    ],
+)
+def test_caps_answer_400_in_the_openai_shape(client, path, body, param, needle):
+    message = assert_openai_error(client.post(path, json=body), 400, "limit_exceeded", param)
+    assert needle in message
+
+
+def test_a_body_over_the_byte_cap_gets_413_declared_or_streamed(client):
+    big = chat(1, "z" * 5000)
+    assert_openai_error(client.post("/v1/chat/completions", json=big), 413, "request_too_large")
+
+    def chunks():  # no Content-Length: chunked transfer, counted as it arrives
+        for _ in range(10):
+            yield b"x" * 1000
+
+    resp = client.post("/v1/chat/completions", content=chunks())
+    assert_openai_error(resp, 413, "request_too_large")
+
+
+def test_the_key_is_checked_before_the_caps(client, monkeypatch):
+    monkeypatch.setenv(ENV, "s3cret")
+    resp = client.post("/v1/chat/completions", json=chat(4))
+    assert resp.status_code == 401
+    resp = client.post(
+        "/v1/chat/completions", json=chat(4), headers={"Authorization": "Bearer s3cret"}
+    )
+    assert_openai_error(resp, 400, "limit_exceeded", "messages")
+
+
+def test_limits_are_app_args_with_field_checks():
+    from pydantic import ValidationError
+
+    from serve.app import AppArgs
+
+    llm = {"model_loading_config": {"model_id": "m"}}
+    args = AppArgs.model_validate({"llm_configs": [llm], "limits": {"max_messages": 10}})
+    assert args.limits.max_messages == 10 and args.allow_anonymous is False
+    with pytest.raises(ValidationError, match="max_mesages"):
+        AppArgs.model_validate({"llm_configs": [llm], "limits": {"max_mesages": 10}})
+
+
+@pytest.mark.integration
+def test_a_real_serve_deploy_fails_closed_off_loopback_and_opens_on_loopback(ray_cluster):
+    """The app builder runs in Serve's build task and reads the proxies' host from the Serve
+    controller there: on 127.0.0.1 without a key it gets past the check (and stops at the
+    missing model: no vLLM starts), on 0.0.0.0 without a key it refuses."""
+    from pathlib import Path
+
+    from serve.deploy import deploy, undeploy, wait_running
+    from tests.conftest import port
+
+    repo = Path(__file__).resolve().parents[2]
+
+    def config(host: str) -> dict:
+        llm = {"model_loading_config": {"model_id": "m", "model_source": "no-such-model"}}
+        return {
+            "http_options": {"host": host, "port": port(8017)},
+            "applications": [
+                {
+                    "name": "guard",
+                    "route_prefix": "/guard",
+                    "import_path": "serve.app:build_app",
+                    "args": {"llm_configs": [llm], "api_key_env": ENV},
+                    "runtime_env": {"env_vars": {"PYTHONPATH": str(repo)}},  # this checkout
+                }
+            ],
+        }
+
+    messages = {}
+    for host in ("127.0.0.1", "0.0.0.0"):
+        deploy(ray_cluster, config(host))
+        with pytest.raises(RuntimeError, match="failed to deploy") as info:
+            wait_running(ray_cluster, "guard", timeout_s=180)
+        messages[host] = str(info.value)
+        undeploy(ray_cluster)
+    assert "neither in the model store" in messages["127.0.0.1"], messages["127.0.0.1"]
+    assert "not a loopback address" not in messages["127.0.0.1"]
+    assert "http_options.host is '0.0.0.0'" in messages["0.0.0.0"], messages["0.0.0.0"]
