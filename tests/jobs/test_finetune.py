@@ -94,7 +94,7 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, small_mod
             ray_cluster,
             f"model={small_model_dir}",
             f"run_name={name}",
-            "train.max_steps=24",
+            "train.max_steps=12",
             "checkpoint.every_steps=4",
             "checkpoint.max_failures=1",
             "train.micro_batch_size=8",
@@ -114,14 +114,14 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, small_mod
     assert "workers restarted (restart 1): resumed from the checkpoint at step" in job.output
     rows = read_metrics(run_dir)
     steps = [m["step"] for m in rows]
-    assert steps[-1] == 24 and steps.count(24) == 1
+    assert steps[-1] == 12 and steps.count(12) == 1
     first_after = next(m for m in rows if m["restarts"] == 1)
     resumed_from = first_after["step"] - 1
     # It went on from a checkpoint taken before the kill: the step count continued.
     assert resumed_from % 4 == 0 and ckpt_step <= resumed_from <= killed_at
     assert resumed_from > 0
     result = json.loads((run_dir / "result.json").read_text())
-    assert result["restarts"] == 1 and result["steps"] == 24
+    assert result["restarts"] == 1 and result["steps"] == 12
 
 
 def ledger_rows(cluster, submission_id):
