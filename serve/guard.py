@@ -88,10 +88,16 @@ class RequestLimits(BaseModel):
 
 
 def _text_chars(content: Any) -> int:
+    """Characters of text in a message's content (a string, or a list of parts); anything of
+    another shape counts 0 here and is answered by the request schema."""
     if isinstance(content, str):
         return len(content)
     if isinstance(content, list):
-        return sum(len(p.get("text") or "") for p in content if isinstance(p, dict))
+        return sum(
+            len(p["text"])
+            for p in content
+            if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
     return 0
 
 

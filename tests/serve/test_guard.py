@@ -5,7 +5,7 @@ ingress's FastAPI app (its middlewares) through starlette's TestClient."""
 import pytest
 from starlette.testclient import TestClient
 
-from serve.guard import RequestLimits, anonymous_problem
+from serve.guard import RequestLimits, anonymous_problem, limit_problem
 
 ENV = "ONPREM_TEST_GUARD_KEY"
 
@@ -147,3 +147,21 @@ def test_limits_are_app_args_with_field_checks():
     assert args.limits.max_messages == 10 and args.allow_anonymous is False
     with pytest.raises(ValidationError, match="max_mesages"):
         AppArgs.model_validate({"llm_configs": [llm], "limits": {"max_mesages": 10}})
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        [{"type": "text", "text": 5}],
+        [{"text": None}],
+        [{"text": ["a"]}],
+        [7, "x"],
+        {"text": "a"},
+        3,
+    ],
+)
+def test_message_content_of_any_shape_is_left_to_the_schema(content):
+    """The caps never raise on a malformed body (a raise here would be a 500): content of
+    another shape counts no characters and the request schema answers it."""
+    body = {"messages": [{"role": "user", "content": content}], "stop": [1, None]}
+    assert limit_problem(body, RequestLimits()) is None
