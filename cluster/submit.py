@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -119,16 +120,48 @@ def submit(
     env = {**os.environ, **cluster.client_env()}
     t0 = time.monotonic()
     if not stream:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as e:
+            raise _timed_out(cluster, env, sid, timeout_s, _text(e.stdout) + _text(e.stderr)) from e
         return Submitted(sid, proc.returncode, proc.stdout + proc.stderr, time.monotonic() - t0)
-    lines = []
+    lines: list[str] = []
     with subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     ) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            sys.stdout.write(line)
-            sys.stdout.flush()
-        rc = proc.wait(timeout=timeout_s)
+        timer = threading.Timer(timeout_s, proc.kill) if timeout_s else None
+        if timer:
+            timer.start()
+        try:
+            for line in proc.stdout:
+                lines.append(line)
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            rc = proc.wait()
+        finally:
+            if timer:
+                timer.cancel()
+    if timeout_s and time.monotonic() - t0 >= timeout_s and rc < 0:
+        raise _timed_out(cluster, env, sid, timeout_s, "".join(lines))
     return Submitted(sid, rc, "".join(lines), time.monotonic() - t0)
+
+
+def _text(out: str | bytes | None) -> str:
+    return out.decode(errors="replace") if isinstance(out, bytes) else (out or "")
+
+
+def _timed_out(
+    cluster: LocalCluster, env: dict[str, str], sid: str, timeout_s: float | None, output: str
+) -> TimeoutError:
+    """Stop the job on the cluster (a client timeout alone leaves it running, holding its
+    CPUs/GPUs) and say so, with the end of what it printed."""
+    ray = str(Path(sys.executable).parent / "ray")
+    stop = [ray, "job", "stop", "--address", cluster.dashboard_url, sid]
+    stopped = subprocess.run(stop, env=env, capture_output=True, text=True, timeout=120)
+    failed = f"could not be stopped ({stopped.stderr[-300:]})"
+    how = "stopped" if stopped.returncode == 0 else failed
+    return TimeoutError(
+        f"job {sid} did not finish within {timeout_s:.0f} s and was {how}; "
+        f"its output ended with:\n{output[-3000:]}"
+    )

@@ -26,6 +26,37 @@ from jobs.train.config import FinetuneConfig
 from jobs.train.data import Sampler, Tokenized, collate, pack
 
 DS_TAG = "ds"
+# A compile of DeepSpeed's CPU shared-memory op takes about a minute on 2 cores; a build lock
+# older than this was left by a process killed mid-compile and would block every run forever.
+STALE_BUILD_LOCK_S = 900.0
+
+
+def clear_stale_build_locks(max_age_s: float = STALE_BUILD_LOCK_S) -> list[Path]:
+    """Remove torch extension build locks (``<build root>/*/*/lock``) older than ``max_age_s``.
+
+    torch's JIT build (which DeepSpeed uses for its ops, on CPU the shared-memory collective)
+    holds a plain lock file while one process compiles and makes every other process wait for
+    it to disappear; a compile that was killed leaves it behind and ``deepspeed.init_distributed``
+    then waits forever, silently. Returns the locks removed (each is also logged)."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    removed = []
+    now = time.time()
+    for lock in root.glob("*/*/lock"):
+        try:
+            age = now - lock.stat().st_mtime
+            if age > max_age_s:
+                lock.unlink()
+                removed.append(lock)
+                print(
+                    f"[finetune] removed a stale build lock {lock} ({age / 60:.0f} min old, "
+                    "left by a compile that was interrupted); the op is rebuilt",
+                    flush=True,
+                )
+        except FileNotFoundError:  # another worker removed or released it
+            continue
+    return removed
 
 
 def lr_lambda(step: int, total: int, warmup: int, schedule: str, min_ratio: float) -> float:
@@ -145,6 +176,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     else:
         device = torch.device("cpu")
         torch.set_num_threads(max(1, int(cfg.scaling.cpus_per_worker)))
+    clear_stale_build_locks()
     deepspeed.init_distributed(dist_backend="nccl" if use_gpu else "gloo")
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -3,6 +3,7 @@ says; and git never tracks them."""
 
 import json
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -63,3 +64,24 @@ def test_git_ignores_secret_files(rel):
 def test_git_keeps_the_secrets_example():
     proc = subprocess.run(["git", "check-ignore", "-q", "k8s/secrets.example.yaml"], cwd=REPO)
     assert proc.returncode == 1
+
+
+@pytest.mark.integration
+def test_a_job_past_its_timeout_is_stopped_on_the_cluster(ray_cluster):
+    """A client-side timeout alone would leave the job running, holding the cluster's CPUs."""
+    from cluster.submit import submit
+
+    with pytest.raises(TimeoutError, match="was stopped") as info:
+        submit(
+            ray_cluster,
+            ["python", "-c", "import time; print('sleeping', flush=True); time.sleep(600)"],
+            kind="sleep",
+            working_dir=REPO / "tests" / "assets" / "tiny-llama",  # small upload
+            timeout_s=20,
+        )
+    sid = str(info.value).split()[1]
+    client = ray_cluster.job_client()
+    deadline = time.monotonic() + 60
+    while client.get_job_status(sid).value != "STOPPED" and time.monotonic() < deadline:
+        time.sleep(1)
+    assert client.get_job_status(sid).value == "STOPPED"
