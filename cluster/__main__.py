@@ -22,11 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="nodes, resources, jobs and Serve apps")
     sub.add_parser("env", help='print the exports a shell needs: eval "$(python -m cluster env)"')
     sub.add_parser("import-jobs", help="add jobs run by hand to the usage ledger")
-    demo_p = sub.add_parser("demo", help="the whole pipeline on the local cluster (make demo)")
-    demo_p.add_argument(
-        "--readme-only",
-        action="store_true",
-        help="only refill README.md's Results from the last demo's summary",
+    sub.add_parser(
+        "demo",
+        help="the whole pipeline on the local cluster (make demo); rewrites README.md's Results",
     )
     sub.add_parser(
         "render-onprem", help="write cluster/onprem.yaml from the inventory (docs/onprem.md)"
@@ -61,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "demo":
             from cluster.demo import main as demo
 
-            return demo(["--readme-only"] if args.readme_only else [])
+            return demo([])
         elif args.cmd == "import-jobs":
             from cluster.status import import_jobs
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from markdown_it import MarkdownIt
 
+from cluster.latency import DEFINITION, phrase
 from jobs.cost import tables
 from jobs.cost.charts import draw_all
 from jobs.cost.sources import InventorySources
@@ -61,11 +62,12 @@ def latency(result: dict[str, Any]) -> str:
     if level is None:
         level = min(bench["levels"], key=lambda lv: lv["e2e_p95_s"])
         why = f", no level met the p95 SLO of {served['slo_p95_s']} s" if served else ""
-    interp = " (p95 interpolated from p90/p99)" if level["p95_interpolated"] else ""
+    old = " (p95 interpolated from p90/p99: an older benchmark)"
+    interp = old if level["p95_interpolated"] else ""
+    said = phrase(level["e2e_p50_s"], level["e2e_p95_s"], level["concurrency"])
     return (
-        f"{level['e2e_p50_s']:.2f} s / {level['e2e_p95_s']:.2f} s end-to-end{interp} at "
-        f"concurrency {level['concurrency']}, {bench['model']} on fleet "
-        f"`{result['measured']['fleet']}` (bench {bench['created_at']}{why})"
+        f"{said}{interp}, {bench['model']} on fleet `{result['measured']['fleet']}` "
+        f"(bench {bench['created_at']}{why})"
     )
 
 
@@ -88,7 +90,14 @@ def markdown(result: dict[str, Any], charts: list[str], src: InventorySources) -
     return (
         _env()
         .get_template("report.md.jinja")
-        .render(r=result, t=t, charts=charts, legend=src.legend, latency=latency(result))
+        .render(
+            r=result,
+            t=t,
+            charts=charts,
+            legend=src.legend,
+            latency=latency(result),
+            latency_definition=DEFINITION,
+        )
     )
 
 
