@@ -141,7 +141,8 @@ def test_demo_profile_writes_the_whole_report(platform_root, monkeypatch, capsys
     measured = md.split("## Measured on this machine")[1].split("##")[0]
     assert "Fleet `laptop` was nearly idle over 720 h: busy 1.7% of its CPU-hours" in measured
     assert "per busy CPU-hour" in measured and "%" not in measured.split("per busy")[1][:120]
-    assert "Latency (measured p50 / p95): 5.30 s / 6.61 s" in measured
+    assert "Latency, measured: 5.30 s p50 / 6.61 s p95 at " in measured
+    assert "is the streamed end-to-end latency (request sent to last token received)" in measured
     assert "- EC2 Capacity Blocks for ML: no price for CPU (m7i.xlarge), L40S (g6e.12xlarge)" in md
     assert "pricing=live`" in md and "[epoch]" in md and "aws-capacity-blocks-page" in md
     with capsys.disabled():
@@ -181,7 +182,7 @@ def test_live_pricing_without_credentials_falls_back_and_says_so(
     assert prices["fallback"].startswith("fell back to the snapshot: live pull failed (NoCred")
     md = (folder / "report.md").read_text()
     assert "fell back to the snapshot: live pull failed (NoCredentialsError" in md
-    assert "Latency (measured p50 / p95): not measured" in md
+    assert "Latency, measured: not measured" in md
 
 
 def test_bad_input_exits_2_before_any_work(platform_root, monkeypatch, capsys):
