@@ -1,5 +1,6 @@
 """``docs/masterclass.md`` runs: every ```bash runnable``` block, in order, in one shell,
-against a cluster of its own (its own ports, its own platform root), with the real SmolLM2."""
+against a cluster of its own (its own ports, its own platform root), with the real SmolLM2
+(slow, integration). The checks of the guide's text are unit tests."""
 
 import os
 import re
@@ -10,7 +11,6 @@ import pytest
 
 from tests.conftest import REPO, port
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
 GUIDE = REPO / "docs" / "masterclass.md"
 PORTS = {
     "ONPREM_GCS_PORT": str(port(6392)),
@@ -45,6 +45,19 @@ def test_the_guide_has_runnable_steps_for_every_part():
         assert command in joined, command
 
 
+def test_every_step_says_what_it_needs_and_prints():
+    text = GUIDE.read_text()
+    assert "## Prerequisites" in text and "make demo-down" in text and "make install" in text
+    # after each runnable block but the shell set-up: an excerpt of its output
+    after_blocks = re.split(r"^```bash runnable\n.*?^```\n", text, flags=re.S | re.M)[2:]
+    for i, after in enumerate(after_blocks, start=2):
+        before_next = re.split(r"^(?:## |```bash)", after, flags=re.M)[0]
+        assert "```text" in before_next, f"runnable block {i} shows no expected output"
+        assert "minute" in before_next or "seconds" in before_next, f"block {i}: how long?"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
 def test_every_runnable_block_runs_in_order(smollm2_dir, tmp_path):
     root = tmp_path / "platform"
     root.mkdir()
