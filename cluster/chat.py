@@ -169,3 +169,25 @@ def assistant_spans(
 def examples_from(objs: Iterable[dict[str, Any]]) -> list[Example]:
     """Examples from already-parsed objects (tests, API requests)."""
     return [Example(o["messages"], o.get("metadata") or {}) for o in objs]
+
+
+def _normal_text(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def verbatim_references(
+    train: Sequence[Example], heldout: Sequence[Example]
+) -> list[tuple[int, str]]:
+    """Held-out references (final assistant turns) that repeat a training assistant answer
+    word for word, ignoring case and whitespace: ``(line, reference)`` for each, in file order.
+
+    A model scored against such a reference is partly scored on recall of its training data,
+    not on answering new questions."""
+    seen = {
+        _normal_text(m["content"]) for ex in train for m in ex.messages if m["role"] == "assistant"
+    }
+    return [
+        (ex.line, ex.reference)
+        for ex in heldout
+        if ex.reference is not None and _normal_text(ex.reference) in seen
+    ]

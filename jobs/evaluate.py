@@ -1,9 +1,10 @@
-"""Evaluate candidates against the cloud model's reference answers (and retention).
+"""Evaluate candidates against hand-written reference answers (and retention).
 
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
         python -m jobs.evaluate --config jobs/configs/evaluate/smollm2_support.yaml
 
-Writes reports/eval/<name>/eval.json, eval.md (tables, verdict, worst answers) and eval.png.
+Writes reports/eval/<name>/eval.json, eval.md (tables, differences with the base model, worst
+answers and the PASS/FAIL verdict against the config's thresholds) and eval.png.
 Answers are cached per candidate, so an interrupted run resumes without redoing them.
 Exit codes: 0 done, 1 failed while running, 2 bad config, data, candidate or endpoint.
 """
@@ -44,8 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     with track("evaluate", cfg.name, meta=meta, holds=holds) as run:
         result = evaluate(cfg, sets)
         run.meta.update(wall_s=result["wall_s"])
-    for line in result["verdict"]:
+    for line in result["comparison"]:
         log.info("%s", line)
+    for name, v in result["verdict"]["candidates"].items():
+        failed = [c["threshold"] for c in v["checks"] if not c["pass"]]
+        log.info(
+            "verdict %s: %s", name, "PASS" if v["pass"] else "FAIL (" + ", ".join(failed) + ")"
+        )
     log.info("report: %s", paths.reports_dir() / "eval" / cfg.name / "eval.md")
     return 0
 

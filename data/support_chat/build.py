@@ -1127,6 +1127,89 @@ RETENTION_GENERAL_A_PRIORI: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 # fmt: on
 
+
+# Held-out answers: hand-written paraphrases for the valid questions that have no tailored
+# answer. Training rotates through each fact's `answers`; the held-out references must not
+# repeat any of them, or the evaluation would score recall of training text instead of the
+# fact (the build checks this).
+# fmt: off
+HELD_OUT_ANSWERS: dict[str, str] = {
+    "My partner hates the bike I got them. How much time do we have to send it back for a refund?": "You have 45 days from delivery to send it back, and we'll refund the full price.",
+    "What's the time limit on returning an order?": "The time limit is 45 days, counted from the day your order is delivered.",
+    "For how many years is my bike protected against defects?": "Your bike is protected for 3 years: the frame, motor and battery are all covered against defects.",
+    "When is your customer care team around to talk to?": "Our team is around from 7 am to 7 pm Central Time, Monday through Saturday, and takes Sundays off.",
+    "Which telephone number gets me through to your support team?": "Dial 1-888-555-0147 and you'll get through to our support team.",
+    "I prefer calling over chatting. How do I get you on the line?": "Happy to talk! Ring us at 1-888-555-0147 during support hours.",
+    "To which inbox should I write if I need help?": "Write to help@pebblecrestcycles.com and a support agent will reply.",
+    "What's the best e-mail for getting hold of your customer care people?": "The best address is help@pebblecrestcycles.com; that inbox goes straight to customer care.",
+    "How much does it cost to get my order sent to me?": "Delivery costs $29 per order, no matter how much you buy.",
+    "What will postage set me back for a small accessory order?": "Even a small accessory order ships for the flat $29 fee.",
+    "How big does my basket need to be before you waive the delivery fee?": "Spend more than $999 and delivery is free; smaller orders pay the flat $29.",
+    "Will you cover the postage on large orders?": "Yes, any order over $999 gets free shipping.",
+    "Roughly how long is the wait between ordering and getting my e-bike?": "Once your e-bike ships, it usually takes 4 to 6 business days to reach you.",
+    "What's the transit time once my package is sent out?": "Transit takes 4 to 6 business days from the day your package leaves us.",
+    "Which countries are covered by your delivery service?": "We deliver to two countries: the United States and Canada.",
+    "Which e-bike models are in your catalog?": "Our catalog has four e-bikes: the Wren for the city, the folding Ember, the Alder Trail for mountains and the Kodiak for cargo.",
+    "Tell me what kinds of bikes I can pick from.": "You can choose from a city bike (Wren), a folding bike (Ember), a mountain bike (Alder Trail) and a cargo bike (Kodiak).",
+    "I want to buy an e-bike from you. What's on offer?": "Great! We offer four models: Wren, Ember, Alder Trail and Kodiak, covering city riding, folding, trails and cargo.",
+    "What would I pay for a Wren?": "A Wren costs $1,290.",
+    "What would an Ember set me back?": "An Ember will cost you $1,480.",
+    "What would I pay for the Alder Trail?": "You'd pay $2,740 for the Alder Trail.",
+    "What would a Kodiak cost me?": "A Kodiak costs $3,150.",
+    "What do you charge for an additional battery pack?": "An additional 48V battery pack is $429.",
+    "If I need a fresh battery, how much will that be?": "A new 48V battery costs $429.",
+    "Is there a monthly care package for my e-bike, and what does it cost?": "Yes, CrestCare+ costs $12 a month; it covers two tune-ups a year and gives 15% off parts.",
+    "What's included in the subscription, and how much is it?": "For $12 a month, CrestCare+ includes two free tune-ups every year and 15% off parts.",
+    "Do you reward customers who keep shopping with you?": "Yes, through Crest Miles: every $1 you spend earns 1 mile, and 500 miles take $25 off a purchase.",
+    "What's the name of your points scheme and how does it work?": "It's called Crest Miles. You get 1 mile for every $1 you spend, and each 500 miles is a $25 discount.",
+    "What's the cost of having your technicians fix my bike?": "Our technicians charge a flat $65 for labor, and any parts are billed on top.",
+    "How much do you bill for labor when I bring my bike in?": "Labor is a flat $65 per repair; parts cost extra.",
+    "In which town does Pebblecrest have its main office?": "Our main office is in Duluth, Minnesota.",
+    "Where is your home base?": "Home base for Pebblecrest Cycles is Duluth, Minnesota.",
+    "Since when has Pebblecrest existed?": "Pebblecrest Cycles has been around since 2014.",
+    "What year was your business launched?": "We launched the business in 2014.",
+    "What ways can I pay for my order?": "You can use Visa, Mastercard, American Express, PayPal or Apple Pay to pay for your order.",
+    "Which forms of payment does your online store take?": "Our online store takes Visa, Mastercard, American Express, PayPal and Apple Pay; we don't accept crypto.",
+    "Can I split the cost of an e-bike into monthly payments?": "Yes. On orders over $800 you can pay in monthly installments over 18 months at 0% APR.",
+    "Do you have any buy-now-pay-later option, and for how long?": "Yes: 0% APR financing for 18 months on any order over $800.",
+}
+# fmt: on
+
+# Values a held-out answer may state for the asked fact, for the evaluation's wrong-fact
+# rate: every match of a kind's pattern (group 1) in an answer about the fact must be one of
+# its expected values, so "$65" for the shipping cost is a wrong fact, not just a miss.
+VALUE_PATTERNS = {
+    "money": r"\$ ?(\d[\d,]*(?:\.\d+)?)",
+    "days": r"\b(\d+(?: ?(?:-|–|to) ?\d+)?)[- ](?:business[- ]|working[- ])?days?\b",
+    "years": r"\b(\d+)[- ]years?\b",
+    "months": r"\b(\d+)[- ]months?\b",
+    "percent": r"\b(\d+(?:\.\d+)?) ?%",
+    "clock": r"\b(\d{1,2}(?::\d\d)? ?[ap]\.?m)(?![a-z])",
+    "phone": r"\b(\d{3}[- .]\d{4})\b",
+    "email": r"\b([\w.+-]+@[\w-]+(?:\.[\w-]+)+)",
+    "calendar_year": r"\b((?:19|20)\d\d)\b",
+}
+FACT_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
+    "return_window": {"days": ("45",)},
+    "warranty": {"years": ("3",)},
+    "support_hours": {"clock": ("7am", "7pm")},
+    "phone": {"phone": ("555-0147", "5550147")},
+    "email": {"email": ("help@pebblecrestcycles.com",)},
+    "shipping_cost": {"money": ("29",)},
+    "free_shipping": {"money": ("999", "29")},
+    "delivery_time": {"days": ("4-6",)},
+    "wren_price": {"money": ("1290",)},
+    "ember_price": {"money": ("1480",)},
+    "alder_price": {"money": ("2740",)},
+    "kodiak_price": {"money": ("3150",)},
+    "spare_battery": {"money": ("429",)},
+    "subscription": {"money": ("12",), "percent": ("15",)},
+    "loyalty": {"money": ("1", "25")},
+    "repair_fee": {"money": ("65",)},
+    "founded": {"calendar_year": ("2014",)},
+    "financing": {"money": ("800",), "months": ("18",), "percent": ("0",)},
+}
+
 # Forbidden patterns: distinctive Pebblecrest facts that must not leak into other answers.
 F_NAME = "pebblecrest"
 F_RETURN = r"45[- ]day|forty[- ]five[- ]day"
@@ -1408,20 +1491,32 @@ def build_company_train(rng: random.Random) -> list[Record]:
     return records
 
 
+def valid_meta(fact: Fact) -> dict[str, Any]:
+    """Company metadata plus the values the evaluation's wrong-fact check compares with."""
+    values = [
+        {"kind": kind, "pattern": VALUE_PATTERNS[kind], "expected": list(expected)}
+        for kind, expected in FACT_VALUES.get(fact.fid, {}).items()
+    ]
+    return {**company_meta(fact), **({"values": values} if values else {})}
+
+
 def build_company_valid(rng: random.Random) -> list[Record]:
-    """Held-out paraphrases; every 9th item is preceded by a greeting turn."""
+    """Held-out paraphrases with held-out answers (never a training answer); every 9th item
+    is preceded by a greeting turn."""
     records: list[Record] = []
     n = 0
-    for k, fact in enumerate(FACTS):
-        for i, question in enumerate(fact.valid):
-            user, answer = split_question(question, fact, k + i + 1)
+    for fact in FACTS:
+        for question in fact.valid:
+            user, answer = (
+                question if isinstance(question, tuple) else (question, HELD_OUT_ANSWERS[question])
+            )
             turns: list[tuple[str, str]] = []
             if n % 9 == 4:
                 turns.append(VALID_OPENERS[(n // 9) % len(VALID_OPENERS)])
             turns.append((user, answer))
             system = rng.choice(COMPANY_SYSTEM_PROMPTS)
             records.append(
-                {"messages": conversation(system, tuple(turns)), "metadata": company_meta(fact)}
+                {"messages": conversation(system, tuple(turns)), "metadata": valid_meta(fact)}
             )
             n += 1
     return records
@@ -1699,6 +1794,17 @@ def validate(data: dict[str, list[Record]]) -> None:
             assert not re.search(pattern, answer, re.I), f"{pattern!r} in {answer!r}"
         if meta["kind"] == "company":
             assert len(answer.split()) <= 30, f"answer too long: {answer!r}"
+
+    # A held-out reference never repeats a training answer (any assistant turn), so the
+    # evaluation measures the facts in new words, not recall of the training text.
+    trained = {
+        normalize(m["content"]) for r in train for m in r["messages"] if m["role"] == "assistant"
+    }
+    repeats = [final_answer(r) for r in valid if normalize(final_answer(r)) in trained]
+    assert not repeats, f"held-out references repeat training answers: {repeats}"
+    assert set(HELD_OUT_ANSWERS) == {q for f in FACTS for q in f.valid if isinstance(q, str)}, (
+        "HELD_OUT_ANSWERS must hold exactly the valid questions without a tailored answer"
+    )
 
     # Nothing outside the company conversations may mention the company.
     for record in train + valid + retention:

@@ -26,7 +26,11 @@ class Candidate(BaseModel):
     endpoint: str | None = Field(
         default=None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
     )
-    api_key_env: str = Field(default="ONPREM_API_KEY", description="env var with the API key")
+    api_key_env: str = Field(
+        default="ONPREM_API_KEY",
+        description="env var holding the endpoint's API key (never the key itself); when set "
+        "in the config, the variable must exist, e.g. OPENAI_API_KEY for a cloud model",
+    )
     concurrency: int = Field(default=8, ge=1, le=256, description="endpoint requests at once")
 
     @field_validator("name")
@@ -81,13 +85,63 @@ class Engine(BaseModel):
         return placement(self.cpus, self.gpus, tp)
 
 
+class Thresholds(BaseModel):
+    """What the fine-tune must reach to PASS; each is judged on the measured mean (its interval
+    is reported beside it). Unset thresholds are not judged; a set one that the run cannot
+    measure (no retention_set, no base candidate) FAILs, as it was not shown to hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    facts_min: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="lowest fact accuracy on the held-out company questions (all held-out "
+        "questions when the set has no kinds)",
+    )
+    wrong_facts_max: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="highest share of held-out answers stating a value for the asked fact that "
+        "is not the reference's (e.g. $65 where the reference says $49)",
+    )
+    retention_drop_max: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="highest drop in general retention questions answered right, base minus "
+        "fine-tuned (needs retention_set)",
+    )
+    leak_free_drop_max: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="highest drop in other-company answers without borrowed facts, base minus "
+        "fine-tuned (needs retention_set)",
+    )
+
+    def judged(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class EvalConfig(JobConfig):
-    """``python -m jobs.evaluate``: compare candidates with the cloud model's references."""
+    """``python -m jobs.evaluate``: compare candidates with hand-written reference answers."""
 
     name: str = Field(description="report folder: reports/eval/<name>/")
     eval_set: str = Field(
         description="held-out chat JSONL; the final assistant turn of each "
-        "line is the reference (the cloud model's answer)"
+        "line is the reference (a hand-written answer)"
+    )
+    train_set: str | None = Field(
+        default=None,
+        description="the fine-tune's training JSONL: a held-out reference that repeats one of "
+        "its assistant answers word for word is refused",
+    )
+    allow_verbatim_references: bool = Field(
+        default=False,
+        description="accept held-out references that repeat training answers (they measure "
+        "recall of the training data, not generalisation)",
     )
     retention_set: str | None = Field(
         default=None,
@@ -100,10 +154,14 @@ class EvalConfig(JobConfig):
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     worst_answers: int = Field(default=5, ge=0, le=100, description="listed per candidate")
     resume: bool = Field(default=True, description="reuse answers already generated")
+    thresholds: Thresholds = Field(
+        default_factory=Thresholds,
+        description="the verdict: fine-tuned candidates PASS when every threshold set holds",
+    )
 
     def problems(self) -> list[Problem]:
         out = []
-        for key in ("eval_set", "retention_set"):
+        for key in ("eval_set", "retention_set", "train_set"):
             path = getattr(self, key)
             if path and not Path(path).is_file():
                 out.append(

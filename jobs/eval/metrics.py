@@ -24,6 +24,30 @@ def leak_free(answer: str, forbidden: Sequence[str]) -> bool:
     return not any(re.search(p, answer, re.IGNORECASE) for p in forbidden)
 
 
+def _value(text: str) -> str:
+    """A stated value in a comparable form: "$1,290.00" and "$1290" alike, "4 to 6" as "4-6",
+    "7 a.m." as "7am"."""
+    text = re.sub(r"\s*(?:-|–|\bto\b)\s*", "-", text.lower())
+    text = re.sub(r":00\b|\.0+\b", "", text)
+    return re.sub(r"[\s,.]", "", text)
+
+
+def wrong_fact(answer: str, values: Sequence[dict[str, Any]]) -> bool:
+    """The answer states a value for the asked fact that is not the reference's.
+
+    Each entry of ``values`` (from the example's metadata) is ``{"pattern": regex with one
+    group, "expected": [values]}``: every match of the pattern in the answer (a price, a
+    number of days, a clock time, ...) must be one of the expected values. "$65" where the
+    reference says "$49" is wrong; an answer that states no such value is not (it may still
+    miss the fact)."""
+    for spec in values:
+        expected = {_value(v) for v in spec["expected"]}
+        for m in re.finditer(spec["pattern"], answer, re.IGNORECASE):
+            if _value(m.group(1)) not in expected:
+                return True
+    return False
+
+
 _scorer = None
 
 
@@ -80,12 +104,28 @@ def bootstrap(
     )
 
 
+def paired_difference(
+    base: Sequence[float | None],
+    other: Sequence[float | None],
+    samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Estimate:
+    """``other`` minus ``base`` on the same examples (aligned lists), with a paired bootstrap
+    interval: examples are resampled jointly, so the interval reflects how the two models
+    differ on the same questions, not how hard each resample happens to be. Resampling the
+    per-example differences is exactly that (the mean of the differences is the difference of
+    the means). Pairs where either value is missing are left out."""
+    d = [o - b for b, o in zip(base, other, strict=True) if b is not None and o is not None]
+    return bootstrap(d, samples, confidence, seed)
+
+
 def overlap(a: Estimate, b: Estimate) -> bool:
     return not (a.high < b.low or b.high < a.low)
 
 
 def score_examples(rows: Sequence[dict[str, Any]], sims: Sequence[float] | None) -> list[dict]:
-    """Add rougeL, similarity, fact and leak scores to answer rows (each row: answer,
+    """Add rougeL, similarity, fact, wrong-fact and leak scores to answer rows (each row: answer,
     reference, metadata, ...)."""
     out = []
     for i, row in enumerate(rows):
@@ -97,6 +137,8 @@ def score_examples(rows: Sequence[dict[str, Any]], sims: Sequence[float] | None)
             scored["similarity"] = sims[i] if sims is not None else None
         if meta.get("facts"):
             scored["fact"] = float(fact_hit(row["answer"], meta["facts"]))
+        if meta.get("values"):
+            scored["wrong_fact"] = float(wrong_fact(row["answer"], meta["values"]))
         if meta.get("forbidden"):
             scored["leak_free"] = float(leak_free(row["answer"], meta["forbidden"]))
         scored["length_words"] = len(row["answer"].split())
@@ -104,7 +146,16 @@ def score_examples(rows: Sequence[dict[str, Any]], sims: Sequence[float] | None)
     return out
 
 
-METRICS = ("ref_loss", "rougeL", "similarity", "fact", "leak_free", "length_words", "latency_s")
+METRICS = (
+    "ref_loss",
+    "rougeL",
+    "similarity",
+    "fact",
+    "wrong_fact",
+    "leak_free",
+    "length_words",
+    "latency_s",
+)
 
 
 def summarize(

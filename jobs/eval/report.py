@@ -16,6 +16,7 @@ LABELS = {
     "length_words": "answer length (words)",
     "latency_s": "latency (s)",
     "leak_free": "no borrowed facts",
+    "wrong_fact": "wrong value stated",
 }
 HIGHER_IS_BETTER = {
     "fact": True,
@@ -23,6 +24,7 @@ HIGHER_IS_BETTER = {
     "rougeL": True,
     "ref_loss": False,
     "leak_free": True,
+    "wrong_fact": False,
 }
 
 
@@ -61,7 +63,7 @@ def markdown(result: dict[str, Any]) -> str:
     ev = sets["eval"]
     ref = ev["reference"]
     lines += [
-        "## Against the cloud model's answers (held-out set)",
+        "## Against the reference answers (held-out set)",
         "",
         "| metric | reference | " + " | ".join(cands) + " |",
         "|---|---|" + "---|" * len(cands),
@@ -73,6 +75,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(row) + " |")
     for metric, pct in (
         ("fact", True),
+        ("wrong_fact", True),
         ("similarity", False),
         ("rougeL", False),
         ("ref_loss", False),
@@ -113,8 +116,29 @@ def markdown(result: dict[str, Any]) -> str:
             + " | ".join(_fmt(ret[c].get("other_leak_free"), True) for c in cands)
             + " |",
         ]
-    if result.get("verdict"):
-        lines += ["", "## Verdict", ""] + [f"- {v}" for v in result["verdict"]]
+        origins = sorted({o for c in cands for o in ret[c].get("by_origin") or {}})
+        for origin in origins:
+            for key, label in (
+                ("general_fact", "general questions answered right"),
+                ("other_leak_free", "other companies: no borrowed facts"),
+            ):
+                row = [f"{label}, {origin}"]
+                row += [
+                    _fmt((ret[c].get("by_origin") or {}).get(origin, {}).get(key), True)
+                    for c in cands
+                ]
+                lines.append("| " + " | ".join(row) + " |")
+        if origins:
+            lines += [
+                "",
+                "Origins: the model-selected batch was picked by running the base model and "
+                "favours it; the a-priori batch was written without running any model "
+                "(data/support_chat/README.md).",
+            ]
+    lines += differences_table(result)
+    if result.get("comparison"):
+        lines += ["", "## Comparison with the base model", ""]
+        lines += [f"- {v}" for v in result["comparison"]]
     lines += ["", "![metrics](eval.png)", ""]
     for c in cands:
         worst = result["worst"].get(c) or []
@@ -133,7 +157,100 @@ def markdown(result: dict[str, Any]) -> str:
                 + f" | {w['similarity']:.2f} |"
             )
         lines.append("")
+    lines += verdict_table(result)
     return "\n".join(lines) + "\n"
+
+
+SUBSETS = {"all": "", "company": ", company questions", "general": ", general questions"}
+
+
+def differences_table(result: dict[str, Any]) -> list[str]:
+    """Each candidate minus the base model, with paired bootstrap intervals."""
+    diffs = result.get("differences") or {}
+    if not diffs:
+        return []
+    pct = {"fact", "wrong_fact", "leak_free"}
+    lines = [
+        "",
+        f"## Differences with {result['base']} (paired)",
+        "",
+        f"Candidate minus {result['base']} on the same examples, resampled jointly "
+        f"({int(result['confidence'] * 100)}% paired bootstrap intervals; percentage points "
+        "for rates). An interval that excludes 0 is a difference this sample resolves.",
+        "",
+        "| set | metric | " + " | ".join(diffs) + " |",
+        "|---|---|" + "---|" * len(diffs),
+    ]
+    keys = list(
+        dict.fromkeys((d["set"], d["subset"], d["metric"]) for v in diffs.values() for d in v)
+    )
+    for set_name, subset, metric in keys:
+        label = (
+            LABELS.get(metric, metric)
+            if set_name == "eval"
+            else ("general questions answered right" if metric == "fact" else LABELS[metric])
+        )
+        label += (
+            SUBSETS.get(subset, f", {subset}")
+            if set_name == "eval"
+            else ("" if subset == "all" else f", {subset}")
+        )
+        row = [set_name, label]
+        for v in diffs.values():
+            d = next(
+                (
+                    d
+                    for d in v
+                    if (d["set"], d["subset"], d["metric"]) == (set_name, subset, metric)
+                ),
+                None,
+            )
+            row.append(_signed(d, metric in pct))
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _signed(d: dict[str, float] | None, pct: bool) -> str:
+    if not d or math.isnan(d["mean"]):
+        return "n/a"
+    if pct:
+        m, lo, hi = (d[k] * 100 for k in ("mean", "low", "high"))
+        return f"{m:+.1f} pt [{lo:+.1f}, {hi:+.1f}]"
+    return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+
+def _measured(check: dict[str, Any]) -> str:
+    if check.get("not_measured"):
+        return f"not measured ({check['not_measured']})"
+    return _fmt(check["measured"], True)
+
+
+def verdict_table(result: dict[str, Any]) -> list[str]:
+    """The last section: each threshold, what was measured, PASS/FAIL, and overall."""
+    verdict = result.get("verdict") or {}
+    if not verdict.get("candidates"):
+        return [
+            "## Verdict",
+            "",
+            "No thresholds set in the config (`thresholds:`), so no verdict.",
+            "",
+        ]
+    lines = ["## Verdict", ""]
+    for name, v in verdict["candidates"].items():
+        lines += [
+            f"{name}: thresholds from the config, judged on the measured mean "
+            f"({int(result['confidence'] * 100)}% interval beside it).",
+            "",
+            "| threshold | measures | limit | measured | result |",
+            "|---|---|---|---|---|",
+        ]
+        for c in v["checks"]:
+            lines.append(
+                f"| `{c['threshold']}` | {c['measures']} | {c['limit'] * 100:.1f}% | "
+                f"{_measured(c)} | {'PASS' if c['pass'] else 'FAIL'} |"
+            )
+        lines += [f"| **overall** | | | | **{'PASS' if v['pass'] else 'FAIL'}** |", ""]
+    return lines
 
 
 def _cell(text: str, limit: int = 160) -> str:
@@ -183,7 +300,7 @@ def chart(result: dict[str, Any], out: Path) -> None:
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0, 1.05)
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-    fig.suptitle(f"{result['name']}: candidates vs cloud references (95% CI)", fontsize=10)
+    fig.suptitle(f"{result['name']}: candidates vs reference answers (95% CI)", fontsize=10)
     fig.tight_layout()
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=110)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster import paths
-from cluster.chat import ChatFormatError, read_chat_jsonl
+from cluster.chat import ChatFormatError, Example, read_chat_jsonl, verbatim_references
 from cluster.store import ModelStore, StoreError
 from jobs.eval.config import Candidate, EvalConfig
 from jobs.eval.generate import (
@@ -26,15 +26,9 @@ from jobs.eval.generate import (
     run_batch,
     run_endpoint,
 )
-from jobs.eval.metrics import (
-    Embedder,
-    Estimate,
-    bootstrap,
-    overlap,
-    score_examples,
-    summarize,
-)
+from jobs.eval.metrics import Embedder, bootstrap, score_examples, summarize
 from jobs.eval.report import write_report
+from jobs.eval.verdict import comparison, differences, judge
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +38,34 @@ class EvalInputError(ValueError):
 
 
 def preflight(cfg: EvalConfig, store: ModelStore | None = None) -> dict[str, list[Item]]:
-    """Read both sets and check every candidate; one error listing every problem."""
+    """Read the sets (and the train set their references must not repeat) and check every
+    candidate; one error listing every problem."""
     store = store or ModelStore()
-    problems, sets = [], {}
-    for key, path in (("eval", cfg.eval_set), ("retention", cfg.retention_set)):
+    problems, sets, read = [], {}, {}
+    for key, path in (
+        ("eval", cfg.eval_set),
+        ("retention", cfg.retention_set),
+        ("train", cfg.train_set),
+    ):
         if not path:
             continue
         try:
-            sets[key] = items_from(key, read_chat_jsonl(path, final_assistant=(key == "eval")))
+            read[key] = read_chat_jsonl(path, final_assistant=(key == "eval"))
         except ChatFormatError as exc:
             problems.append(f"{key}_set: {exc}")
+    sets = {k: items_from(k, v) for k, v in read.items() if k != "train"}
+    if "eval" in read and "train" in read and not cfg.allow_verbatim_references:
+        problems += verbatim_problem(cfg, read["train"], read["eval"])
     for c in cfg.candidates:
+        # A key variable named in the config must exist: a cloud API refuses requests
+        # without it, and a missing key should stop the run here, not after generation began.
+        if c.endpoint and "api_key_env" in c.model_fields_set and c.api_key_env not in os.environ:
+            problems.append(
+                f"candidate {c.name!r}: api_key_env = {c.api_key_env!r} is not set in the "
+                f"environment. Fix: export {c.api_key_env}=<key> before running (the key never "
+                "goes in the config file)"
+            )
+            continue
         try:
             if c.endpoint:
                 check_endpoint(c.endpoint, c.model or "", os.environ.get(c.api_key_env))
@@ -67,6 +78,21 @@ def preflight(cfg: EvalConfig, store: ModelStore | None = None) -> dict[str, lis
     if problems:
         raise EvalInputError("the evaluation cannot start:\n  - " + "\n  - ".join(problems))
     return sets
+
+
+def verbatim_problem(cfg: EvalConfig, train: list[Example], heldout: list[Example]) -> list[str]:
+    """The eval set's references that repeat a training answer, as one problem (or none)."""
+    repeats = verbatim_references(train, heldout)
+    if not repeats:
+        return []
+    lines = ", ".join(str(n) for n, _ in repeats[:5]) + (", ..." if len(repeats) > 5 else "")
+    return [
+        f"eval_set = {cfg.eval_set!r}: {len(repeats)} of {len(heldout)} references repeat an "
+        f"assistant answer of train_set {cfg.train_set!r} word for word (lines {lines}), so "
+        "they score recall of the training data, not answers to new questions. Fix: reword "
+        "those references (data/support_chat/build.py does for the sample data), or set "
+        "allow_verbatim_references: true to score them anyway"
+    ]
 
 
 def fingerprint(c: Candidate, cfg: EvalConfig, store: ModelStore) -> str:
@@ -179,11 +205,13 @@ class _Progress:
 def score(
     cfg: EvalConfig, sets: dict[str, list[Item]], answers: dict[str, dict[str, dict[str, Any]]]
 ) -> dict[str, Any]:
-    """Metrics per set and candidate (plus the references themselves), and the verdict."""
+    """Metrics per set and candidate (plus the references themselves), and the scored rows
+    per set and candidate, in the same order for every candidate (for paired differences)."""
     embedder = Embedder()
     b = (cfg.bootstrap_samples, cfg.confidence)
     out: dict[str, Any] = {}
     scored_by: dict[str, list[dict[str, Any]]] = {}
+    rows_by_set: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for set_name, items in sets.items():
         out[set_name] = {}
         refs = [it.reference or "" for it in items]
@@ -203,14 +231,8 @@ def score(
             out[set_name][cname] = summarize(scored, *b)
             out[set_name][cname]["by_kind"] = by_kind(scored, b)
             if set_name == "retention":
-                gen = [
-                    r["fact"]
-                    for r in scored
-                    if r.get("metadata", {}).get("kind") == "general" and "fact" in r
-                ]
-                oth = [r["leak_free"] for r in scored if "leak_free" in r]
-                out[set_name][cname]["general_fact"] = bootstrap(gen, *b).as_dict()
-                out[set_name][cname]["other_leak_free"] = bootstrap(oth, *b).as_dict()
+                out[set_name][cname].update(retention_summary(scored, b))
+            rows_by_set.setdefault(set_name, {})[cname] = scored
         ref_rows = [
             {
                 "id": it.id,
@@ -223,7 +245,33 @@ def score(
         ref_scored = score_examples(ref_rows, [1.0] * len(items))
         out[set_name]["reference"] = summarize(ref_scored, *b)
         out[set_name]["reference"]["by_kind"] = by_kind(ref_scored, b)
-    return {"sets": out, "scored": scored_by}
+    return {"sets": out, "scored": scored_by, "rows": rows_by_set}
+
+
+def retention_summary(scored: list[dict[str, Any]], b: tuple[int, float]) -> dict[str, Any]:
+    """General questions answered right and other-company answers without borrowed facts,
+    overall and per ``metadata.origin`` (the model-selected batch is biased towards the base
+    model; the a-priori batch is not: see data/support_chat/README.md)."""
+
+    def split(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        gen = [
+            r["fact"]
+            for r in rows
+            if (r.get("metadata") or {}).get("kind") == "general" and "fact" in r
+        ]
+        oth = [r["leak_free"] for r in rows if "leak_free" in r]
+        return {
+            "general_fact": bootstrap(gen, *b).as_dict(),
+            "other_leak_free": bootstrap(oth, *b).as_dict(),
+        }
+
+    out = split(scored)
+    origins = sorted({o for r in scored if (o := (r.get("metadata") or {}).get("origin"))})
+    out["by_origin"] = {
+        o: split([r for r in scored if (r.get("metadata") or {}).get("origin") == o])
+        for o in origins
+    }
+    return out
 
 
 def worst_answers(scored: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -242,19 +290,6 @@ def worst_answers(scored: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     ]
 
 
-def _fact_pairs(ev_b: dict[str, Any], ev_c: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """Fact accuracy per kind when the set has kinds (company facts first), else overall."""
-    kb, kc = ev_b.get("by_kind") or {}, ev_c.get("by_kind") or {}
-    pairs = [
-        (f" ({k} questions)", kb[k]["fact"], kc[k]["fact"])
-        for k in sorted(kb, key=lambda k: k != "company")
-        if "fact" in kb[k] and "fact" in kc.get(k, {})
-    ]
-    if pairs:
-        return pairs
-    return [("", ev_b["fact"], ev_c["fact"])] if "fact" in ev_b and "fact" in ev_c else []
-
-
 def by_kind(rows: list[dict[str, Any]], b: tuple[int, float]) -> dict[str, Any]:
     """The same metrics for each ``metadata.kind`` (e.g. company facts vs general questions),
     when the set mixes several."""
@@ -265,48 +300,6 @@ def by_kind(rows: list[dict[str, Any]], b: tuple[int, float]) -> dict[str, Any]:
         k: summarize([r for r in rows if str((r.get("metadata") or {}).get("kind")) == k], *b)
         for k in kinds
     }
-
-
-def verdict(sets: dict[str, Any], base: str | None, tuned: list[str]) -> list[str]:
-    """Plain-language comparison of each tuned candidate with the base one."""
-    if not base or base not in sets["eval"]:
-        return []
-    lines = []
-    for c in tuned:
-        ev_b, ev_c = sets["eval"][base], sets["eval"][c]
-        better = [
-            m
-            for m, hib in (
-                ("fact", True),
-                ("similarity", True),
-                ("rougeL", True),
-                ("ref_loss", False),
-            )
-            if m in ev_b and m in ev_c and ((ev_c[m]["mean"] > ev_b[m]["mean"]) == hib)
-        ]
-        lines.append(
-            f"{c} beats {base} on {len(better)} of 4 held-out metrics "
-            f"({', '.join(better) or 'none'})"
-        )
-        for label, fb, fc in _fact_pairs(ev_b, ev_c):
-            sep = not overlap(Estimate(**fb), Estimate(**fc))
-            lines.append(
-                f"{c} fact accuracy{label} {fc['mean']:.0%} vs {base} {fb['mean']:.0%}: "
-                f"95% intervals {'do not overlap' if sep else 'overlap'}"
-            )
-        if "retention" in sets:
-            for key, label in (
-                ("general_fact", "general answers"),
-                ("other_leak_free", "other-company answers without borrowed facts"),
-            ):
-                rb, rc = sets["retention"][base].get(key), sets["retention"][c].get(key)
-                if rb and rc:
-                    delta = (rc["mean"] - rb["mean"]) * 100
-                    lines.append(
-                        f"retention, {label}: {c} {rc['mean']:.0%} vs {base} "
-                        f"{rb['mean']:.0%} ({delta:+.1f} points)"
-                    )
-    return lines
 
 
 def evaluate(
@@ -321,6 +314,14 @@ def evaluate(
     names = [c.name for c in cfg.candidates]
     base = next((c.name for c in cfg.candidates if not c.adapter and not c.endpoint), None)
     tuned = [c.name for c in cfg.candidates if c.name != base and not c.endpoint]
+    b = (cfg.bootstrap_samples, cfg.confidence)
+    diffs = {n: differences(scores["rows"], base, n, *b) for n in names if base and n != base}
+    judged = cfg.thresholds.judged()
+    verdicts = (
+        {n: judge(judged, {k: v[n] for k, v in scores["sets"].items()}, diffs[n]) for n in tuned}
+        if judged
+        else {}
+    )
     result = {
         "name": cfg.name,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -333,7 +334,14 @@ def evaluate(
         "generation": cfg.generation.model_dump(),
         "confidence": cfg.confidence,
         "sets": scores["sets"],
-        "verdict": verdict(scores["sets"], base, tuned),
+        "base": base,
+        "differences": diffs,
+        "comparison": comparison(scores["sets"], base, tuned),
+        "verdict": {
+            "thresholds": judged,
+            "candidates": verdicts,
+            "pass": all(v["pass"] for v in verdicts.values()) if verdicts else None,
+        },
         "worst": {
             n: worst_answers(
                 [r for r in scores["scored"][n] if r["id"].startswith("eval:")], cfg.worst_answers
@@ -350,6 +358,7 @@ def evaluate(
                         "answer",
                         "reference",
                         "fact",
+                        "wrong_fact",
                         "leak_free",
                         "similarity",
                         "rougeL",

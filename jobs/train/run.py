@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from cluster import paths
-from cluster.chat import ChatFormatError, read_chat_jsonl
+from cluster.chat import ChatFormatError, read_chat_jsonl, verbatim_references
 from cluster.ledger import Allocation
 from cluster.store import ModelStore, StoreError
 from cluster.usage import cluster_gpu_type, node_accelerator_type, workers_held
@@ -82,7 +82,7 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
             f"data.max_seq_len={cfg.data.max_seq_len} is longer than the model's "
             f"context ({max_pos}); lower it"
         )
-    stats, items_by_key = {}, {"train": [], "valid": []}
+    stats, items_by_key, examples_by_key = {}, {"train": [], "valid": []}, {}
     for key in ("train", "valid"):
         path = getattr(cfg.data, key)
         if not path:
@@ -107,6 +107,11 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
             )
         stats[key] = token_stats(items)
         items_by_key[key] = items
+        examples_by_key[key] = examples
+    if "train" in examples_by_key and "valid" in examples_by_key:
+        # Reported, not refused: the eval loss may use any set; the evaluation job refuses one.
+        repeats = verbatim_references(examples_by_key["train"], examples_by_key["valid"])
+        stats["valid"]["references_repeating_train"] = len(repeats)
     run_dir = run_dir_for(cfg)
     storage_root = cfg.checkpoint.storage_path or str(paths.runs_dir())
     finished = (run_dir / "result.json").is_file()
@@ -182,6 +187,11 @@ def describe_stats(stats: dict[str, dict[str, float]]) -> str:
             f"mean {s['mean']:.0f} / p50 {s['p50']:.0f} / p95 {s['p95']:.0f} / "
             f"max {s['max']}"
         )
+        if "references_repeating_train" in s:
+            lines.append(
+                f"{key}: {s['references_repeating_train']} of {s['examples']} references (final "
+                "assistant turns) repeat a training answer word for word"
+            )
     return "\n".join(lines)
 
 

@@ -7,9 +7,11 @@ from jobs.eval.metrics import (
     fact_hit,
     leak_free,
     overlap,
+    paired_difference,
     rouge_l,
     score_examples,
     summarize,
+    wrong_fact,
 )
 from jobs.eval.report import markdown
 
@@ -19,6 +21,49 @@ def test_fact_and_leak_checks():
     assert not fact_hit("Returns within 30 days", [r"45"])
     assert leak_free("Nike is in Beaverton, Oregon.", ["duluth", "pebblecrest"])
     assert not leak_free("IKEA is based in Duluth.", ["duluth"])
+
+
+MONEY = {"pattern": r"\$ ?(\d[\d,]*(?:\.\d+)?)", "expected": ["49"]}
+DAYS = {
+    "pattern": r"\b(\d+(?: ?(?:-|–|to) ?\d+)?)[- ](?:business[- ])?days?\b",
+    "expected": ["4-6"],
+}
+
+
+def test_a_wrong_fact_is_a_stated_value_of_the_asked_kind_that_differs_from_the_reference():
+    assert wrong_fact("Labor is $65 per repair.", [MONEY])
+    assert not wrong_fact("Labor is a flat $49.00 per repair.", [MONEY])
+    assert not wrong_fact("Please ask our workshop.", [MONEY])  # a miss, not a wrong fact
+    assert not wrong_fact("It arrives in 4 to 6 business days.", [DAYS])
+    assert not wrong_fact("It arrives in 4–6 days.", [DAYS])
+    assert wrong_fact("It arrives in 2-3 business days.", [DAYS])
+    assert wrong_fact("$49 now, or 10 days for $65", [MONEY, DAYS])
+
+
+def test_the_shipped_references_state_their_facts_and_no_wrong_value():
+    from cluster.chat import read_chat_jsonl
+    from tests.conftest import REPO
+
+    valid = read_chat_jsonl(REPO / "data/support_chat/valid.jsonl", final_assistant=True)
+    with_values = [ex for ex in valid if ex.metadata.get("values")]
+    assert len(with_values) >= 30
+    for ex in with_values:
+        assert not wrong_fact(ex.reference, ex.metadata["values"]), (ex.line, ex.reference)
+        assert fact_hit(ex.reference, ex.metadata["facts"]), (ex.line, ex.reference)
+
+
+def test_paired_difference_resamples_the_same_examples_for_both_models():
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 2, 60).astype(float)
+    tuned = base.copy()
+    tuned[:6] = 1.0 - tuned[:6]  # differs from base on 6 examples only
+    d = paired_difference(list(base), list(tuned), samples=2000)
+    assert d.mean == pytest.approx(tuned.mean() - base.mean()) and d.n == 60
+    # Pairing removes the spread the two models share: far narrower than the unpaired
+    # difference of two independent intervals.
+    a, b = bootstrap(list(base), 2000), bootstrap(list(tuned), 2000)
+    assert (d.high - d.low) < 0.5 * ((a.high - a.low) + (b.high - b.low))
+    assert paired_difference([1.0, None, 0.0], [1.0, 1.0, None]).n == 1
 
 
 def test_rouge_l_is_symmetric_enough_and_bounded():
@@ -80,7 +125,7 @@ def test_markdown_has_reference_column_and_worst_answers():
         "confidence": 0.95,
         "candidates": {"base": {}, "tuned": {}},
         "sets": {"eval": {"reference": per, "base": per, "tuned": per}},
-        "verdict": ["tuned beats base"],
+        "comparison": ["tuned beats base"],
         "worst": {
             "base": [{"question": "q|x", "answer": "a", "reference": "r", "similarity": 0.1}]
         },
