@@ -189,6 +189,22 @@ def summary(
             "company_fact": (company or m.get("fact") or {}).get("mean"),
             "similarity": (m.get("similarity") or {}).get("mean"),
         }
+    verdict = ev.get("verdict") if isinstance(ev.get("verdict"), dict) else {}
+    out["verdict"] = {
+        name: {
+            "pass": v["pass"],
+            "checks": [
+                {
+                    "threshold": c["threshold"],
+                    "limit": c["limit"],
+                    "mean": (c.get("measured") or {}).get("mean"),
+                    "pass": c["pass"],
+                }
+                for c in v["checks"]
+            ],
+        }
+        for name, v in (verdict.get("candidates") or {}).items()
+    }
     for cand, m in (ev["sets"].get("retention") or {}).items():
         out["eval"].setdefault(cand, {}).update(
             {k: m[k]["mean"] for k in ("general_fact", "other_leak_free") if k in m}
@@ -235,6 +251,24 @@ def _level(lv: dict[str, Any]) -> dict[str, Any]:
         "p95_s": e2e.get("p95"),
         "tokens_per_s": lv.get("output_token_throughput"),
     }
+
+
+def _verdict_rows(verdict: dict[str, Any]) -> list[str]:
+    """The evaluation's PASS/FAIL against the thresholds its config declares."""
+    rows = []
+    for name, v in verdict.items():
+        checks = ", ".join(
+            f"{c['threshold']} {c['limit']:g}: "
+            + ("not measured" if c["mean"] is None else f"{c['mean']:.2f}")
+            + f" {'PASS' if c['pass'] else 'FAIL'}"
+            for c in v["checks"]
+        )
+        rows += [
+            "",
+            f"Verdict for {name} against the thresholds in `{EVALUATE}`: "
+            f"**{'PASS' if v['pass'] else 'FAIL'}** ({checks}).",
+        ]
+    return rows
 
 
 def _latency(b: dict[str, Any], key: str) -> str:
@@ -335,6 +369,7 @@ def results_markdown(s: dict[str, Any], date: str) -> str:
         f"{pct(ft.get('general_fact'))} |",
         f"| retention: other companies without borrowed facts | "
         f"{pct(base.get('other_leak_free'))} | {pct(ft.get('other_leak_free'))} |",
+        *_verdict_rows(s.get("verdict") or {}),
         "",
         "| Measured | this run |",
         "|---|---|",

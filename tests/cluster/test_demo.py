@@ -17,8 +17,13 @@ def test_results_rows_compare_with_the_cheapest_option_on_demand_and_the_api(
     reports = platform_root / "reports"
     scores = {"fact": {"mean": 0.5}, "similarity": {"mean": 0.7}}
     (reports / "eval" / "support").mkdir(parents=True)
+    checks = [
+        {"threshold": "facts_min", "limit": 0.8, "measured": {"mean": 0.5}, "pass": False},
+        {"threshold": "wrong_facts_max", "limit": 0.1, "measured": {"mean": 0.05}, "pass": True},
+    ]
+    verdict = {"candidates": {"fine-tuned": {"checks": checks, "pass": False}}, "pass": False}
     (reports / "eval" / "support" / "eval.json").write_text(
-        json.dumps({"sets": {"eval": {"base": scores, "fine-tuned": scores}}})
+        json.dumps({"sets": {"eval": {"base": scores, "fine-tuned": scores}}, "verdict": verdict})
     )
     (reports / "bench" / "demo").mkdir(parents=True)
     levels = [
@@ -61,6 +66,11 @@ def test_results_rows_compare_with_the_cheapest_option_on_demand_and_the_api(
     assert "The GPU path (vLLM on CUDA, DeepSpeed with bf16 and NCCL) did not run here" in measured
     assert "Setup cost" in modelled and "Setup cost" not in measured
     assert "cloud answers" not in table and "reference answers" in table
+    assert (
+        "Verdict for fine-tuned against the thresholds in "
+        "`jobs/configs/evaluate/smollm2_support.yaml`: **FAIL** (facts_min 0.8: 0.50 FAIL, "
+        "wrong_facts_max 0.1: 0.05 PASS)."
+    ) in measured
 
 
 def test_the_demo_rewrites_the_readme_between_its_markers(tmp_path):
