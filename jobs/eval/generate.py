@@ -192,9 +192,12 @@ def run_batch(
         ranks = [adapter_rank(a) for a in adapters]
         for key, value in lora_engine_kwargs(ranks, len(adapters), cpu=cpu).items():
             kwargs.setdefault(key, value)
-    # The light stages (chat template, tokenizer, detokenizer, pre/postprocess) take a tenth of
-    # a CPU each: with Ray Data's default of one CPU per stage they and the engine's bundle ask
-    # for more CPUs than a small machine has, and the pipeline never starts.
+    # The light stages (chat template, pre/postprocess) take a tenth of a CPU each: with Ray
+    # Data's default of one CPU per stage they and the engine's bundle ask for more CPUs than a
+    # small machine has, and the pipeline never starts. Tokenizing and detokenizing are left to
+    # the engine, as vLLM's own server does (same tokenizer defaults: special tokens added to the
+    # prompt, skipped in the answer): two fewer actor processes, each importing the tokenizer
+    # stack, which on a 2-core machine is most of an evaluation's start-up.
     light = {"num_cpus": 0.1, "concurrency": 1}
     config = vLLMEngineProcessorConfig(
         model_source=base,
@@ -204,8 +207,8 @@ def run_batch(
         batch_size=engine["batch_size"],
         concurrency=engine["replicas"],
         chat_template_stage=light,
-        tokenize_stage=light,
-        detokenize_stage=light,
+        tokenize_stage=False,
+        detokenize_stage=False,
     )
     processor = build_processor(
         config,

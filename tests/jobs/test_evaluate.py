@@ -40,6 +40,7 @@ def base_args(model, adapter, name="tiny-eval"):
     ]
 
 
+@pytest.mark.timeout(1800)  # three evaluations, each starting a vLLM engine: ~5 min on 2 cores
 def test_evaluate_writes_the_report_and_resumes(
     ray_cluster, serving_model_dir, serving_adapter_dir
 ):
