@@ -15,7 +15,7 @@ from cluster.ledger import Ledger
 from cluster.local import LocalCluster
 
 
-def dashboard_get(cluster: LocalCluster, path: str, timeout: float = 5.0) -> Any:
+def dashboard_get(cluster: LocalCluster, path: str, timeout: float = 30.0) -> Any:
     req = urllib.request.Request(cluster.dashboard_url + path, headers=cluster.auth_headers())
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())

@@ -100,7 +100,12 @@ def wait_running(
     deadline = time.monotonic() + timeout_s
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        last = details(cluster).get("applications", {}).get(app) or {}
+        try:
+            last = details(cluster).get("applications", {}).get(app) or {}
+        except (OSError, RuntimeError) as exc:  # a dashboard busy with the deploy: ask again
+            last = {"status": "UNKNOWN", "message": f"dashboard did not answer: {exc}"}
+            time.sleep(2.0)
+            continue
         status = last.get("status")
         if status == "DEPLOY_FAILED":
             raise RuntimeError(f"app {app!r} failed to deploy: {last.get('message')}")
