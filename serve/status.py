@@ -102,7 +102,7 @@ def scrape(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
         if not port or (node.get("raylet") or {}).get("state") == "DEAD":
             continue
         try:
-            text = httpx.get(f"http://{node['ip']}:{port}/metrics", timeout=5).text
+            text = httpx.get(f"http://{node['ip']}:{port}/metrics", timeout=30).text
         except httpx.HTTPError:
             continue
         out.update(engine_stats(text))
