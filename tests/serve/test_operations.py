@@ -30,7 +30,8 @@ class Load:
             "max_tokens": self.max_tokens,
             "temperature": 0,
         }
-        with httpx.Client(timeout=120, headers={"Authorization": f"Bearer {KEY}"}) as c:
+        # A request that waits out a replica roll-over on 2 loaded cores is slow, not failed.
+        with httpx.Client(timeout=300, headers={"Authorization": f"Bearer {KEY}"}) as c:
             while not self._stop.is_set():
                 try:
                     r = c.post(self.url, json=body)
