@@ -120,10 +120,6 @@ def paired_difference(
     return bootstrap(d, samples, confidence, seed)
 
 
-def overlap(a: Estimate, b: Estimate) -> bool:
-    return not (a.high < b.low or b.high < a.low)
-
-
 def score_examples(rows: Sequence[dict[str, Any]], sims: Sequence[float] | None) -> list[dict]:
     """Add rougeL, similarity, fact, wrong-fact and leak scores to answer rows (each row: answer,
     reference, metadata, ...)."""

@@ -336,7 +336,7 @@ def evaluate(
         "sets": scores["sets"],
         "base": base,
         "differences": diffs,
-        "comparison": comparison(scores["sets"], base, tuned),
+        "comparison": comparison(scores["sets"], base, tuned, diffs),
         "verdict": {
             "thresholds": judged,
             "candidates": verdicts,

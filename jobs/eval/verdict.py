@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from jobs.eval.metrics import Estimate, overlap, paired_difference
+from jobs.eval.metrics import paired_difference
 
 # (set, metric, which rows): the paired differences reported for each candidate minus base.
 PAIRED = (
@@ -146,8 +146,14 @@ def judge(
     return {"checks": checks, "pass": all(c["pass"] for c in checks)}
 
 
-def comparison(sets: dict[str, Any], base: str | None, tuned: list[str]) -> list[str]:
-    """Plain-language comparison of each tuned candidate with the base one."""
+def comparison(
+    sets: dict[str, Any],
+    base: str | None,
+    tuned: list[str],
+    diffs: dict[str, list[dict[str, Any]]],
+) -> list[str]:
+    """Plain-language comparison of each tuned candidate with the base one: fact accuracy as
+    the paired difference (per kind when the set has kinds, company questions first)."""
     if not base or base not in sets["eval"]:
         return []
     lines = []
@@ -167,11 +173,13 @@ def comparison(sets: dict[str, Any], base: str | None, tuned: list[str]) -> list
             f"{c} beats {base} on {len(better)} of 4 held-out metrics "
             f"({', '.join(better) or 'none'})"
         )
-        for label, fb, fc in _fact_pairs(ev_b, ev_c):
-            sep = not overlap(Estimate(**fb), Estimate(**fc))
+        facts = [d for d in diffs.get(c, []) if d["set"] == "eval" and d["metric"] == "fact"]
+        kinds = [d for d in facts if d["subset"] != "all"] or facts
+        for d in sorted(kinds, key=lambda d: d["subset"] != "company"):
+            label = "" if d["subset"] == "all" else f" ({d['subset']} questions)"
             lines.append(
-                f"{c} fact accuracy{label} {fc['mean']:.0%} vs {base} {fb['mean']:.0%}: "
-                f"95% intervals {'do not overlap' if sep else 'overlap'}"
+                f"{c} fact accuracy{label} minus {base}'s: {d['mean'] * 100:+.0f} points, "
+                f"paired interval [{d['low'] * 100:+.0f}, {d['high'] * 100:+.0f}]"
             )
         if "retention" in sets:
             for key, label in (
@@ -186,16 +194,3 @@ def comparison(sets: dict[str, Any], base: str | None, tuned: list[str]) -> list
                         f"{rb['mean']:.0%} ({delta:+.1f} points)"
                     )
     return lines
-
-
-def _fact_pairs(ev_b: dict[str, Any], ev_c: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """Fact accuracy per kind when the set has kinds (company facts first), else overall."""
-    kb, kc = ev_b.get("by_kind") or {}, ev_c.get("by_kind") or {}
-    pairs = [
-        (f" ({k} questions)", kb[k]["fact"], kc[k]["fact"])
-        for k in sorted(kb, key=lambda k: k != "company")
-        if "fact" in kb[k] and "fact" in kc.get(k, {})
-    ]
-    if pairs:
-        return pairs
-    return [("", ev_b["fact"], ev_c["fact"])] if "fact" in ev_b and "fact" in ev_c else []

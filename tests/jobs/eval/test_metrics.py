@@ -2,11 +2,9 @@ import numpy as np
 import pytest
 
 from jobs.eval.metrics import (
-    Estimate,
     bootstrap,
     fact_hit,
     leak_free,
-    overlap,
     paired_difference,
     rouge_l,
     score_examples,
@@ -79,11 +77,6 @@ def test_bootstrap_interval_contains_the_mean_and_shrinks_with_n():
     assert small.low <= small.mean <= small.high
     assert (large.high - large.low) < (small.high - small.low)
     assert bootstrap([1.0] * 10).low == 1.0
-
-
-def test_overlap():
-    assert overlap(Estimate(0.5, 0.4, 0.6, 10), Estimate(0.55, 0.5, 0.7, 10))
-    assert not overlap(Estimate(0.1, 0.0, 0.2, 10), Estimate(0.9, 0.8, 1.0, 10))
 
 
 def test_scores_and_summary_from_rows():

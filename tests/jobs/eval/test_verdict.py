@@ -5,7 +5,7 @@ import pytest
 from jobs.eval.config import Thresholds
 from jobs.eval.report import markdown
 from jobs.eval.run import retention_summary
-from jobs.eval.verdict import differences, judge
+from jobs.eval.verdict import comparison, differences, judge
 
 
 def rows(kind_values, origin=None):
@@ -38,6 +38,15 @@ def test_differences_are_candidate_minus_base_overall_per_kind_and_per_origin():
     assert got[("retention", "all", "fact")] == -0.5
     assert got[("retention", "a-priori", "fact")] == 0.0
     assert got[("retention", "model-selected", "fact")] == -1.0
+
+    # The plain-language comparison states fact accuracy as these paired differences, per kind
+    # with company questions first (never as two intervals that overlap or not).
+    sets = {"eval": {"b": {"fact": est(0.5)}, "t": {"fact": est(0.75)}}}
+    lines = comparison(sets, "b", ["t"], {"t": diffs})
+    facts = [x for x in lines if "fact accuracy" in x]
+    assert facts[0].startswith("t fact accuracy (company questions) minus b's: +100 points")
+    assert facts[1].startswith("t fact accuracy (general questions) minus b's: -50 points")
+    assert not any("overlap" in x for x in lines)
 
 
 def est(mean, n=40):
