@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -85,6 +85,10 @@ class Engine(BaseModel):
         return placement(self.cpus, self.gpus, tp)
 
 
+# A share of answers, 0..1; None leaves that threshold unjudged.
+Share = Annotated[float | None, Field(ge=0, le=1)]
+
+
 class Thresholds(BaseModel):
     """What the fine-tune must reach to PASS; each is judged on the measured mean (its interval
     is reported beside it). Unset thresholds are not judged; a set one that the run cannot
@@ -92,31 +96,23 @@ class Thresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    facts_min: float | None = Field(
+    facts_min: Share = Field(
         default=None,
-        ge=0,
-        le=1,
         description="lowest fact accuracy on the held-out company questions (all held-out "
         "questions when the set has no kinds)",
     )
-    wrong_facts_max: float | None = Field(
+    wrong_facts_max: Share = Field(
         default=None,
-        ge=0,
-        le=1,
         description="highest share of held-out answers stating a value for the asked fact that "
         "is not the reference's (e.g. $65 where the reference says $49)",
     )
-    retention_drop_max: float | None = Field(
+    retention_drop_max: Share = Field(
         default=None,
-        ge=0,
-        le=1,
         description="highest drop in general retention questions answered right, base minus "
         "fine-tuned (needs retention_set)",
     )
-    leak_free_drop_max: float | None = Field(
+    leak_free_drop_max: Share = Field(
         default=None,
-        ge=0,
-        le=1,
         description="highest drop in other-company answers without borrowed facts, base minus "
         "fine-tuned (needs retention_set)",
     )
