@@ -102,7 +102,7 @@ def wait_running(
     while time.monotonic() < deadline:
         try:
             last = details(cluster).get("applications", {}).get(app) or {}
-        except (OSError, RuntimeError) as exc:  # a dashboard busy with the deploy: ask again
+        except OSError as exc:  # a dashboard too busy to answer in time: ask again
             last = {"status": "UNKNOWN", "message": f"dashboard did not answer: {exc}"}
             time.sleep(2.0)
             continue
