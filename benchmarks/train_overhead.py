@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 def plain_loop(cfg, pre, steps: int, warmup: int, threads: int) -> float:
     import torch
 
-    from jobs.train.data import Sampler, collate, pack
+    from jobs.train.data import Schedule, collate, rank_units
     from jobs.train.loop import build_model
 
     torch.set_num_threads(threads)
@@ -32,15 +32,16 @@ def plain_loop(cfg, pre, steps: int, warmup: int, threads: int) -> float:
     model = build_model(cfg, str(pre.model_dir))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.optim.lr)
-    bins = pack(pre.train, cfg.data.max_seq_len, cfg.train.seed)
-    sampler = Sampler(len(bins), cfg.train.micro_batch_size, 1, 1, cfg.train.seed)
+    schedule = Schedule(
+        int(pre.stats["train"]["units"]), cfg.train.micro_batch_size, 1, 1, cfg.train.seed
+    )
+    batches = schedule.step_batches(
+        lambda epoch: rank_units(pre.train.iter_batches, 0, 1, cfg.train.seed, epoch), 0, steps
+    )
     tokens, seconds = 0, 0.0
-    for step in range(steps):
+    for step, (units,) in enumerate(batches):
         t0 = time.perf_counter()
-        (units,) = sampler.micro_batches(step, 0)
-        flat = [i for u in units for i in bins[u]]
-        pos = {e: j for j, e in enumerate(flat)}
-        batch = collate([pre.train[i] for i in flat], [[pos[i] for i in bins[u]] for u in units], 0)
+        batch = collate(units, 0)
         loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm)
@@ -48,7 +49,7 @@ def plain_loop(cfg, pre, steps: int, warmup: int, threads: int) -> float:
         opt.zero_grad()
         if step >= warmup:
             seconds += time.perf_counter() - t0
-            tokens += int(batch["attention_mask"].sum())
+            tokens += sum(len(u["input_ids"]) for u in units)
     return tokens / seconds
 
 

@@ -13,6 +13,7 @@ every bad line with its number, so a user fixes the file in one pass.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -173,6 +174,12 @@ def examples_from(objs: Iterable[dict[str, Any]]) -> list[Example]:
 
 def _normal_text(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def answer_key(text: str) -> str:
+    """A short digest of an answer that ignores case and whitespace: two answers that are
+    the same word for word have the same key (``verbatim_references`` compares such texts)."""
+    return hashlib.sha1(_normal_text(text).encode()).hexdigest()[:16]
 
 
 def verbatim_references(

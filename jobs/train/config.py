@@ -32,7 +32,11 @@ class DataConfig(_Section):
     train: str = Field(description="training JSONL in the OpenAI chat format")
     valid: str | None = Field(default=None, description="validation JSONL (eval loss)")
     max_seq_len: int = Field(default=512, ge=16, le=131072, description="tokens per sequence")
-    packing: bool = Field(default=False, description="pack short examples into max_seq_len rows")
+    packing: bool = Field(
+        default=False,
+        description="pack short examples into max_seq_len rows (positions restart per "
+        "example and attention never crosses examples)",
+    )
     mix: dict[str, float] = Field(
         default_factory=dict,
         description="weight per metadata.kind, e.g. {company: 2.0}: each example of that kind "

@@ -1,13 +1,17 @@
 """The per-worker training loop that Ray Train's ``TorchTrainer`` runs on every worker.
 
-Each worker: joins the process group Ray Train set up (gloo on CPU, NCCL on GPU), tokenizes the
-data (deterministic, cheap), loads the base model, wraps it with PEFT LoRA, hands it to
+Each worker: joins the process group Ray Train set up (gloo on CPU, NCCL on GPU), opens its
+Ray Data iterators (the training units and validation examples the driver checked), loads the
+base model, wraps it with PEFT LoRA, hands it to
 ``deepspeed.initialize`` with the generated config, restores the latest checkpoint if Ray Train
 gives one (after a worker failure, or a resumed run), then trains. Every ``log_every`` steps all
 ranks report metrics (rank 0's are logged by the progress callback on the controller); every
 ``checkpoint.every_steps`` all ranks save the DeepSpeed checkpoint and rank 0 the adapter, and
-all report it. Dropout is seeded per step and the data sampler is a function of the step, so a
+all report it. Dropout is seeded per step and the data order is a function of the step, so a
 resumed run continues exactly where the checkpoint left it.
+
+The loss is weighted by tokens: every assistant token of a step counts once, whichever
+micro-batch, accumulation step or rank it lands in (``token_weighted_loss``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 from cluster.accelerators import gpu_model_from_name
 from jobs.train.config import FinetuneConfig
-from jobs.train.data import Sampler, Tokenized, collate, pack
+from jobs.train.data import Schedule, collate, rank_units, targets
 
 DS_TAG = "ds"
 # A compile of DeepSpeed's CPU shared-memory op takes about a minute on 2 cores; a build lock
@@ -107,36 +111,47 @@ def _allreduce(values: list[float], device: Any, op: str = "sum") -> list[float]
     return t.tolist()
 
 
+def token_weighted_loss(out: Any, n_targets: float, grad_accum: int, world: int) -> Any:
+    """The loss to hand to ``engine.backward`` for one micro-batch so that the step's gradient
+    is that of the mean over all ``n_targets`` target tokens of the step (all micro-batches,
+    all ranks). DeepSpeed divides by ``grad_accum`` and averages over ranks, which the factor
+    undoes; ``out.loss`` must be the micro-batch's summed token loss (``num_items_in_batch=1``,
+    the way transformers' Trainer passes token counts)."""
+    return out.loss * (grad_accum * world / n_targets)
+
+
 def evaluate(
     engine: Any,
-    items: list[Tokenized],
+    valid: Any,
     cfg: FinetuneConfig,
     rank: int,
     world: int,
     pad_id: int,
     device: Any,
 ) -> float | None:
-    """Token-weighted mean loss over the validation set, split across ranks."""
+    """Token-weighted mean loss over the validation set (each rank takes every world-th
+    example)."""
     import torch
 
-    if not items:
+    if valid is None:
         return None
-    mine = [items[i] for i in range(rank, len(items), world)]
     loss_sum, count = 0.0, 0.0
     engine.eval()
+    units = [u for i, u in enumerate(_in_order(valid)) if i % world == rank]
     with torch.no_grad():
-        for i in range(0, len(mine), cfg.train.micro_batch_size):
-            batch = {
-                k: v.to(device)
-                for k, v in collate(mine[i : i + cfg.train.micro_batch_size], None, pad_id).items()
-            }
-            n = float((batch["labels"][:, 1:] != -100).sum())
-            loss_sum += engine(**batch).loss.detach().item() * n
-            count += n
+        for i in range(0, len(units), cfg.train.micro_batch_size):
+            batch = collate(units[i : i + cfg.train.micro_batch_size], pad_id)
+            out = engine(**{k: v.to(device) for k, v in batch.items()}, num_items_in_batch=1)
+            loss_sum += out.loss.detach().item()
+            count += targets(batch)
     # Ranks with fewer examples still take part in the collectives ZeRO-3 needs.
     engine.train()
     total_loss, total_count = _allreduce([loss_sum, count], device)
     return total_loss / max(total_count, 1.0)
+
+
+def _in_order(it: Any) -> list[dict[str, Any]]:
+    return [row for table in it.iter_batches(batch_format="pyarrow") for row in table.to_pylist()]
 
 
 def save_final_model(engine: Any, cfg: FinetuneConfig, out: Path, rank: int) -> None:
@@ -181,17 +196,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    train_items: list[Tokenized] = config["train"]
-    valid_items: list[Tokenized] = config["valid"]
-    bins = pack(train_items, cfg.data.max_seq_len, cfg.train.seed) if cfg.data.packing else None
-    sampler = Sampler(
-        len(bins) if bins else len(train_items),
-        cfg.train.micro_batch_size,
-        cfg.train.grad_accum,
-        world,
-        cfg.train.seed,
+    train_data = ray.train.get_dataset_shard("train")
+    valid_data = ray.train.get_dataset_shard("valid") if config.get("has_valid", True) else None
+    schedule = Schedule(
+        config["n_units"], cfg.train.micro_batch_size, cfg.train.grad_accum, world, cfg.train.seed
     )
-    total = sampler.total_steps(cfg.train.epochs, cfg.train.max_steps)
+    total = schedule.total_steps(cfg.train.epochs, cfg.train.max_steps)
     warmup = int(cfg.optim.warmup_ratio * total)
 
     torch.manual_seed(cfg.train.seed)
@@ -247,34 +257,35 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     dist.all_gather_object(placement, node)
 
     eval_loss = None
-    if state["step"] == 0 and valid_items:
-        eval_loss = evaluate(engine, valid_items, cfg, rank, world, pad_id, device)
+    if state["step"] == 0 and valid_data is not None:
+        eval_loss = evaluate(engine, valid_data, cfg, rank, world, pad_id, device)
         state["eval_loss_first"] = eval_loss
     engine.train()
+    ga = cfg.train.grad_accum
+    batches = schedule.step_batches(
+        lambda epoch: rank_units(train_data.iter_batches, rank, world, cfg.train.seed, epoch),
+        state["step"],
+        total,
+    )
     # A step's time runs from the end of the previous step's training, so tokens/s includes
     # Ray Train's per-step reporting but not evaluations and checkpoints.
     t0 = time.perf_counter()
-    for step in range(state["step"], total):
+    for step, units in zip(range(state["step"], total), batches, strict=True):
         torch.manual_seed(cfg.train.seed + step * world + rank)  # dropout, resumable
-        losses, tokens = [], 0
-        for unit_ids in sampler.micro_batches(step, rank):
-            if bins is None:
-                rows, units = [train_items[i] for i in unit_ids], None
-            else:
-                flat = [i for u in unit_ids for i in bins[u]]
-                rows = [train_items[i] for i in flat]
-                pos = {ex: j for j, ex in enumerate(flat)}
-                units = [[pos[i] for i in bins[u]] for u in unit_ids]
-            batch = {k: v.to(device) for k, v in collate(rows, units, pad_id).items()}
-            out = engine(**batch)
-            engine.backward(out.loss)
+        micro = [collate(mb, pad_id) for mb in units]
+        mine = sum(targets(b) for b in micro)
+        tokens = sum(len(u["input_ids"]) for mb in units for u in mb)
+        (n_targets,) = _allreduce([mine], device)
+        loss_sum = 0.0
+        for batch in micro:
+            out = engine(**{k: v.to(device) for k, v in batch.items()}, num_items_in_batch=1)
+            engine.backward(token_weighted_loss(out, n_targets, ga, world))
             engine.step()
-            losses.append(out.loss.detach().item())
-            tokens += int(batch["attention_mask"].sum())
-        loss_sum, tok_sum = _allreduce([sum(losses) / len(losses), tokens], device)
+            loss_sum += out.loss.detach().item()
+        loss_sum, tok_sum = _allreduce([loss_sum, tokens], device)
         (dt,) = _allreduce([time.perf_counter() - t0], device, op="max")
         t0 = time.perf_counter()
-        loss = loss_sum / world
+        loss = loss_sum / max(n_targets, 1.0)
         state["tokens_seen"] += int(tok_sum)
         state["train_seconds"] += dt
         state["step"] = step + 1
@@ -290,13 +301,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "grad_norm": _grad_norm(engine),
             "tokens_per_s": tok_sum / max(dt, 1e-9),
             "tokens_seen": state["tokens_seen"],
-            "epoch": sampler.epoch_at(step + 1),
+            "epoch": schedule.epoch_at(step + 1),
             "step_time_s": dt,
             "restarts": state["restarts"],
         }
         extra = False
-        if valid_items and ((step + 1) % cfg.train.eval_every == 0 or last):
-            eval_loss = evaluate(engine, valid_items, cfg, rank, world, pad_id, device)
+        if valid_data is not None and ((step + 1) % cfg.train.eval_every == 0 or last):
+            eval_loss = evaluate(engine, valid_data, cfg, rank, world, pad_id, device)
             metrics["eval_loss"] = eval_loss
             extra = True
         if (step + 1) % cfg.checkpoint.every_steps == 0 or last:

@@ -21,12 +21,18 @@ from typing import Any
 import yaml
 
 from cluster import paths
-from cluster.chat import ChatFormatError, read_chat_jsonl, verbatim_references
+from cluster.chat import ChatFormatError
 from cluster.ledger import Allocation
 from cluster.store import ModelStore, StoreError
 from cluster.usage import cluster_gpu_type, node_accelerator_type, workers_held
 from jobs.train.config import FinetuneConfig
-from jobs.train.data import Tokenized, apply_mix, token_stats, tokenize_all
+from jobs.train.data import (
+    Schedule,
+    repeated_references,
+    report,
+    tokenized_dataset,
+    units_dataset,
+)
 
 log = logging.getLogger(__name__)
 TOKENIZER_FILES = (
@@ -49,8 +55,8 @@ class Preflight:
     storage_root: str
     stats: dict[str, dict[str, float]]
     resuming: bool
-    train: list[Tokenized]
-    valid: list[Tokenized]
+    train: Any  # ray.data.Dataset of training units (materialized), never collected here
+    valid: Any | None  # the validation examples, one per unit
 
 
 def run_dir_for(cfg: FinetuneConfig) -> Path:
@@ -64,8 +70,9 @@ def _checkpoints(storage_root: str, run_name: str) -> list[Path]:
 
 
 def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight:
-    """Resolve the model, check both data files line by line, tokenize and measure them,
-    and decide fresh run / resume / refuse — raising one PreflightError with every problem."""
+    """Resolve the model, decide fresh run / resume / refuse, and check both data files line
+    by line with Ray Data (read, checked and tokenized in Ray tasks; only the report reaches
+    this process) — raising one PreflightError with every problem."""
     from transformers import AutoConfig, AutoTokenizer
 
     problems: list[str] = []
@@ -82,36 +89,6 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
             f"data.max_seq_len={cfg.data.max_seq_len} is longer than the model's "
             f"context ({max_pos}); lower it"
         )
-    stats, items_by_key, examples_by_key = {}, {"train": [], "valid": []}, {}
-    for key in ("train", "valid"):
-        path = getattr(cfg.data, key)
-        if not path:
-            continue
-        try:
-            examples = read_chat_jsonl(path)
-        except ChatFormatError as exc:
-            problems.append(f"data.{key}: {exc}")
-            continue
-        items, too_long = tokenize_all(tokenizer, examples, cfg.data.max_seq_len)
-        problems += [f"data.{key} {path} line {n}: {msg}" for n, msg in too_long]
-        if key == "train" and cfg.data.mix:
-            kinds = {str(ex.metadata.get("kind")) for ex in examples}
-            problems += [
-                f"data.mix: no training example has metadata.kind {k!r} (kinds: "
-                f"{', '.join(sorted(kinds))})"
-                for k in cfg.data.mix
-                if k not in kinds
-            ]
-            items, _ = tokenize_all(
-                tokenizer, apply_mix(examples, cfg.data.mix, cfg.train.seed), cfg.data.max_seq_len
-            )
-        stats[key] = token_stats(items)
-        items_by_key[key] = items
-        examples_by_key[key] = examples
-    if "train" in examples_by_key and "valid" in examples_by_key:
-        # Reported, not refused: the eval loss may use any set; the evaluation job refuses one.
-        repeats = verbatim_references(examples_by_key["train"], examples_by_key["valid"])
-        stats["valid"]["references_repeating_train"] = len(repeats)
     run_dir = run_dir_for(cfg)
     storage_root = cfg.checkpoint.storage_path or str(paths.runs_dir())
     finished = (run_dir / "result.json").is_file()
@@ -126,6 +103,72 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
             f"run_name {cfg.run_name!r} has checkpoints from a stopped run. Fix: "
             "resume=true to continue it, or overwrite=true to start again"
         )
+    stats: dict[str, dict[str, float]] = {}
+    checked: dict[str, Any] = {}
+    for key in ("train", "valid"):
+        path = getattr(cfg.data, key)
+        if not path:
+            continue
+        if not Path(path).is_file():
+            problems.append(
+                f"data.{key}: {ChatFormatError(path, [(0, 'file not found; check the path')], 0)}"
+            )
+            continue
+        tokenized = tokenized_dataset(path, str(model_dir), cfg.data.max_seq_len)
+        stats[key], errors, lines = report(tokenized)
+        bad_format = [(e["line"], e["error"]) for e in errors if e["error_kind"] == "format"]
+        if bad_format:
+            problems.append(f"data.{key}: {ChatFormatError(path, bad_format, lines)}")
+        elif lines == 0:
+            problems.append(
+                f"data.{key}: {ChatFormatError(path, [(0, 'the file has no examples')], 0)}"
+            )
+        problems += [
+            f"data.{key} {path} line {e['line']}: {e['error']}"
+            for e in errors
+            if e["error_kind"] == "fit"
+        ]
+        checked[key] = tokenized
+    if "train" in checked and cfg.data.mix:
+        kinds = set(checked["train"].unique("kind")) - {""}
+        problems += [
+            f"data.mix: no training example has metadata.kind {k!r} (kinds: "
+            f"{', '.join(sorted(kinds))})"
+            for k in cfg.data.mix
+            if k not in kinds
+        ]
+    if "train" in checked and "valid" in checked and not problems:
+        # Reported, not refused: the eval loss may use any set; the evaluation job refuses one.
+        stats["valid"]["references_repeating_train"] = repeated_references(
+            checked["train"], checked["valid"]
+        )
+    train = valid = None
+    if not problems and "train" in checked:
+        train = units_dataset(
+            checked["train"],
+            packing=cfg.data.packing,
+            max_seq_len=cfg.data.max_seq_len,
+            mix=cfg.data.mix,
+            seed=cfg.train.seed,
+        )
+        stats["train"]["units"] = train.count()
+        schedule = Schedule(
+            int(stats["train"]["units"]),
+            cfg.train.micro_batch_size,
+            cfg.train.grad_accum,
+            cfg.scaling.num_workers,
+            cfg.train.seed,
+        )
+        if schedule.steps_per_epoch == 0:
+            problems.append(
+                f"data.train: {stats['train']['units']} training units (after packing) are fewer "
+                f"than one global batch ({schedule.global_batch} = train.micro_batch_size x "
+                "train.grad_accum x scaling.num_workers). Fix: add data, or lower those"
+            )
+        if "valid" in checked:
+            valid = units_dataset(
+                checked["valid"], packing=False, max_seq_len=cfg.data.max_seq_len, mix={}, seed=0
+            )
     if problems:
         raise PreflightError("the fine-tune cannot start:\n  - " + "\n  - ".join(problems))
     return Preflight(
@@ -134,8 +177,8 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
         storage_root,
         stats,
         resuming=bool(ckpts) and not cfg.overwrite,
-        train=items_by_key["train"],
-        valid=items_by_key["valid"],
+        train=train,
+        valid=valid,
     )
 
 
@@ -187,6 +230,11 @@ def describe_stats(stats: dict[str, dict[str, float]]) -> str:
             f"mean {s['mean']:.0f} / p50 {s['p50']:.0f} / p95 {s['p95']:.0f} / "
             f"max {s['max']}"
         )
+        if "units" in s:
+            lines.append(
+                f"{key}: {s['units']} training units per epoch (after the data mixture and "
+                "packing), fed to the workers by Ray Data"
+            )
         if "references_repeating_train" in s:
             lines.append(
                 f"{key}: {s['references_repeating_train']} of {s['examples']} references (final "
@@ -196,7 +244,8 @@ def describe_stats(stats: dict[str, dict[str, float]]) -> str:
 
 
 def make_trainer(cfg: FinetuneConfig, pre: Preflight, ds_config: dict[str, Any]) -> Any:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.data import ExecutionOptions
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from jobs.train.loop import train_loop_per_worker
@@ -220,21 +269,29 @@ def make_trainer(cfg: FinetuneConfig, pre: Preflight, ds_config: dict[str, Any])
         checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
         callbacks=[Progress(str(pre.run_dir / "metrics.jsonl"))],
     )
-    # The data the driver checked travels with the config (through Ray's object store), so
-    # every worker trains on exactly that, wherever its working directory is.
+    # Only sizes travel in the config; the data reaches the workers through Ray Data. Every
+    # worker reads the units in file order and keeps its share (``data.rank_units``): Ray's own
+    # streaming split hands blocks to whichever worker asks first, which no resume can replay.
     loop_config = {
         "cfg": cfg.model_dump(mode="json"),
         "ds_config": ds_config,
         "model_dir": str(pre.model_dir),
-        "train": pre.train,
-        "valid": pre.valid,
+        "n_units": int(pre.stats["train"]["units"]),
+        "has_valid": pre.valid is not None,
     }
+    datasets = {"train": pre.train}
+    if pre.valid is not None:
+        datasets["valid"] = pre.valid
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
         scaling_config=scaling,
         run_config=run,
         torch_config=TorchConfig(backend="nccl" if cfg.cuda else "gloo"),
+        datasets=datasets,
+        dataset_config=DataConfig(
+            datasets_to_split=[], execution_options=ExecutionOptions(preserve_order=True)
+        ),
     )
 
 

@@ -1,9 +1,13 @@
-"""The fine-tune's data check (``jobs.train.run.preflight``) on a tiny model, without Ray."""
+"""The fine-tune's data check (``jobs.train.run.preflight``, run by Ray Data) on a tiny model."""
 
 import json
 
+import pytest
+
 from jobs.train.config import FinetuneConfig
 from jobs.train.run import describe_stats, preflight
+
+pytestmark = pytest.mark.integration
 
 
 def write_chat(path, pairs):
@@ -20,7 +24,7 @@ def write_chat(path, pairs):
 
 
 def test_the_data_check_counts_valid_references_that_repeat_training_answers(
-    tiny_model_dir, tmp_path, monkeypatch
+    ray_cluster, tiny_model_dir, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("ONPREM_ROOT", str(tmp_path))
     train = write_chat(
@@ -39,6 +43,8 @@ def test_the_data_check_counts_valid_references_that_repeat_training_answers(
             "run_name": "check",
             "model": str(tiny_model_dir),
             "data": {"train": train, "valid": valid, "max_seq_len": 128},
+            "train": {"micro_batch_size": 1},
+            "scaling": {"num_workers": 1},
         }
     )
     pre = preflight(cfg)
