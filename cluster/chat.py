@@ -99,17 +99,25 @@ def message_problems(messages: Any, *, need_assistant: bool = True) -> list[str]
     return problems
 
 
-def parse_line(text: str, *, need_assistant: bool = True) -> tuple[Example | None, list[str]]:
+def parse_line(
+    text: str, *, need_assistant: bool = True, final_assistant: bool = False
+) -> tuple[Example | None, list[str]]:
+    """One JSONL line as an Example, or the problems that make it unusable. ``final_assistant``
+    (an eval set) asks for the last turn to be the assistant's reference answer."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, [f"not valid JSON ({exc.msg} at column {exc.colno})"]
     if not isinstance(obj, dict) or "messages" not in obj:
         return None, ["missing 'messages'"]
-    problems = message_problems(obj["messages"], need_assistant=need_assistant)
+    problems = message_problems(
+        obj["messages"], need_assistant=need_assistant and not final_assistant
+    )
     meta = obj.get("metadata") or {}
     if not isinstance(meta, dict):
         problems.append("'metadata' must be an object")
+    if not problems and final_assistant and obj["messages"][-1]["role"] != "assistant":
+        problems = ["the last turn must be the assistant's reference answer"]
     if problems:
         return None, problems
     return Example(messages=obj["messages"], metadata=meta), []
@@ -128,9 +136,9 @@ def read_chat_jsonl(
             continue
         total += 1
         # An eval set names its own, more specific rule for the assistant turn.
-        ex, problems = parse_line(raw, need_assistant=need_assistant and not final_assistant)
-        if ex is not None and final_assistant and ex.messages[-1]["role"] != "assistant":
-            problems = ["the last turn must be the assistant's reference answer"]
+        ex, problems = parse_line(
+            raw, need_assistant=need_assistant, final_assistant=final_assistant
+        )
         if problems:
             errors.extend((n, p) for p in problems)
         else:
@@ -191,10 +199,10 @@ def verbatim_references(
     A model scored against such a reference is partly scored on recall of its training data,
     not on answering new questions."""
     seen = {
-        _normal_text(m["content"]) for ex in train for m in ex.messages if m["role"] == "assistant"
+        answer_key(m["content"]) for ex in train for m in ex.messages if m["role"] == "assistant"
     }
     return [
         (ex.line, ex.reference)
         for ex in heldout
-        if ex.reference is not None and _normal_text(ex.reference) in seen
+        if ex.reference is not None and answer_key(ex.reference) in seen
     ]

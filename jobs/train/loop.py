@@ -200,7 +200,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     # Our progress line says where training is; a Ray Data bar per worker per epoch does not.
     ray.data.DataContext.get_current().enable_progress_bars = False
     train_data = ray.train.get_dataset_shard("train")
-    valid_data = ray.train.get_dataset_shard("valid") if config.get("has_valid", True) else None
+    valid_data = ray.train.get_dataset_shard("valid") if config["has_valid"] else None
     schedule = Schedule(
         config["n_units"], cfg.train.micro_batch_size, cfg.train.grad_accum, world, cfg.train.seed
     )

@@ -130,7 +130,7 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
         ]
         checked[key] = tokenized
     if "train" in checked and cfg.data.mix:
-        kinds = set(checked["train"].unique("kind")) - {""}
+        kinds = set(stats["train"]["kinds"])
         problems += [
             f"data.mix: no training example has metadata.kind {k!r} (kinds: "
             f"{', '.join(sorted(kinds))})"
