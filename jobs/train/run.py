@@ -105,16 +105,18 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
         )
     stats: dict[str, dict[str, float]] = {}
     checked: dict[str, Any] = {}
-    for key in ("train", "valid"):
-        path = getattr(cfg.data, key)
-        if not path:
-            continue
-        if not Path(path).is_file():
+    # Absolute before the first Ray call: connecting may re-extract the job's working
+    # directory under the driver (seen with several raylets on one machine), and a relative
+    # path would then point nowhere.
+    given = {k: p for k in ("train", "valid") if (p := getattr(cfg.data, k))}
+    absolute = {k: str(Path(p).absolute()) for k, p in given.items()}
+    for key, path in given.items():
+        if not Path(absolute[key]).is_file():
             problems.append(
                 f"data.{key}: {ChatFormatError(path, [(0, 'file not found; check the path')], 0)}"
             )
             continue
-        tokenized = tokenized_dataset(path, str(model_dir), cfg.data.max_seq_len)
+        tokenized = tokenized_dataset(absolute[key], str(model_dir), cfg.data.max_seq_len)
         stats[key], errors, lines = report(tokenized)
         bad_format = [(e["line"], e["error"]) for e in errors if e["error_kind"] == "format"]
         if bad_format:
