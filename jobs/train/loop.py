@@ -171,7 +171,6 @@ def save_final_model(engine: Any, cfg: FinetuneConfig, out: Path, rank: int) -> 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     import deepspeed
-    import ray.data
     import ray.train
     import torch
     import torch.distributed as dist
@@ -197,10 +196,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    # Our progress line says where training is; a Ray Data bar per worker per epoch does not.
-    ray.data.DataContext.get_current().enable_progress_bars = False
     train_data = ray.train.get_dataset_shard("train")
     valid_data = ray.train.get_dataset_shard("valid") if config["has_valid"] else None
+    # Our progress line says where training is; a Ray Data bar per worker per epoch does not.
+    # A dataset runs with the context it was made with (the driver's), not this process's.
+    for shard in (train_data, valid_data):
+        if shard is not None:
+            shard.get_context().enable_progress_bars = False
     schedule = Schedule(
         config["n_units"], cfg.train.micro_batch_size, cfg.train.grad_accum, world, cfg.train.seed
     )
