@@ -148,6 +148,25 @@ def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
     return LLMConfig.model_validate(cfg), local
 
 
+# Ray's resource on the head node alone (ray._common.constants.HEAD_NODE_RESOURCE_NAME).
+HEAD_NODE = "node:__internal_head__"
+
+
+def ingress_options(llm_configs: list[LLMConfig], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Serve options of the OpenAI ingress: Ray LLM's defaults, on the head node beside the
+    proxy and holding no CPU, then the config's ``ingress_deployment_config``.
+
+    On the head because every request passes through it: a worker node lost takes model
+    replicas with it, which Serve routes around, but an ingress replica lost stops all
+    traffic until Serve replaces it (seen: no answer for 15 s on the multi-node test fleet).
+    The head's loss ends the cluster anyway."""
+    return {
+        **OnPremIngress.get_deployment_options(llm_configs),
+        "ray_actor_options": {"num_cpus": 0, "resources": {HEAD_NODE: 0.001}},
+        **overrides,
+    }
+
+
 def build_app(args: dict[str, Any]) -> Any:
     """Application builder named by ``serve/config.yaml`` (``serve.app:build_app``): Ray's
     ``build_openai_app`` wiring, with this module's ingress and server classes."""
@@ -181,11 +200,7 @@ def build_app(args: dict[str, Any]) -> Any:
         for cfg, _ in built
         if cfg.lora_config is not None and cfg.lora_config.dynamic_lora_loading_path
     }
-    options = {
-        **OnPremIngress.get_deployment_options([cfg for cfg, _ in built]),
-        "ray_actor_options": {"num_cpus": 0},  # the proxy's neighbour, not a model replica
-        **parsed.ingress_deployment_config,
-    }
+    options = ingress_options([cfg for cfg, _ in built], parsed.ingress_deployment_config)
     app = _fastapi_app(parsed.api_key_env, parsed.limits)
     ingress = make_fastapi_ingress(OnPremIngress, app=app)
     return serve.deployment(ingress, **options).bind(

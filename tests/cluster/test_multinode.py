@@ -70,6 +70,10 @@ def fleet(tmp_path_factory):
             dashboard_agent_listen_port=port(52371) + i,
             object_store_memory=150 * 2**20,
             env_vars={"ONPREM_ACCELERATOR_TYPE": accel},
+            # Its own runtime-env folder, as a real node has its own disk: sharing the head's,
+            # each node's agent would delete and re-extract the job's working directory (Ray
+            # unpacks it with overwrite) under the driver that runs from it.
+            runtime_env_dir_name=f"runtime_resources_{name}",
         )
     cluster.wait_for_nodes()
     handle = LocalCluster(dashboard_port=DASHBOARD, root=root)
@@ -224,6 +228,9 @@ def test_a_removed_node_is_survived_by_the_serve_app(fleet, serving_model_dir):
         r["node_id"]
         for r in details(handle)["applications"]["llm"]["deployments"]["LLMServer:tiny"]["replicas"]
     }
+    # The ingress every request passes through runs on the head, which is never removed.
+    ingress = details(handle)["applications"]["llm"]["deployments"]["OnPremIngress"]["replicas"]
+    assert {r["node_id"] for r in ingress} == {fleet["cluster"].head_node.node_id}
     victim = next(n for n in fleet["nodes"].values() if node_id(n) in nodes)
     url = f"http://127.0.0.1:{SERVE_PORT}/v1/chat/completions"
     body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}

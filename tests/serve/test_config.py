@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from cluster.llm import cpu_dtype
-from serve.app import AppArgs, llm_config
+from serve.app import HEAD_NODE, AppArgs, ingress_options, llm_config
 from serve.deploy import load_config, with_overrides
 from serve.scale import scaled
 from serve.status import engine_stats, histogram_quantile
@@ -109,6 +109,15 @@ def test_the_shipped_config_is_ray_serve_llm_config_plus_adapters():
         LLMConfig.model_validate({k: v for k, v in raw.items() if k != "adapters"})
     ids = [c["model_loading_config"]["model_id"] for c in parsed.llm_configs]
     assert ids == ["smollm2-support", "smollm2-135m-instruct"]
+
+
+def test_the_ingress_sits_on_the_head_unless_the_config_places_it():
+    shipped = ingress_options([], load_config()["applications"][0]["args"].get(
+        "ingress_deployment_config", {}))  # fmt: skip
+    assert shipped["ray_actor_options"] == {"num_cpus": 0, "resources": {HEAD_NODE: 0.001}}
+    assert shipped["max_ongoing_requests"] == 256 and "autoscaling_config" in shipped
+    placed = ingress_options([], {"ray_actor_options": {"num_cpus": 1}})
+    assert placed["ray_actor_options"] == {"num_cpus": 1}
 
 
 def test_overrides_replace_models_and_adapters_and_merge_settings():
