@@ -57,6 +57,7 @@ class Preflight:
     resuming: bool
     train: Any  # ray.data.Dataset of training units (materialized), never collected here
     valid: Any | None  # the validation examples, one per unit
+    files: dict[str, str]  # data.train / data.valid as absolute paths, resolved before Ray
 
 
 def run_dir_for(cfg: FinetuneConfig) -> Path:
@@ -181,6 +182,7 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
         resuming=bool(ckpts) and not cfg.overwrite,
         train=train,
         valid=valid,
+        files=absolute,
     )
 
 
