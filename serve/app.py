@@ -80,7 +80,9 @@ class AppArgs(BaseModel):
         default_factory=RequestLimits, description="caps on each request (4xx beyond them)"
     )
     ingress_deployment_config: dict[str, Any] = Field(
-        default_factory=dict, description="Serve options of the OpenAI ingress deployment"
+        default_factory=dict,
+        description="Serve options of the OpenAI ingress deployment (default: Ray LLM's, on "
+        "the head node with no CPU, so a lost worker node never takes the ingress with it)",
     )
     usage_interval_s: float = Field(default=30.0, gt=0, description="ledger flush period")
     health_stall_s: float = Field(
