@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         from cluster.chat import read_chat_jsonl
         from jobs.train.explain import explain
 
-        example = read_chat_jsonl(pre.files["train"])[0]
+        example = read_chat_jsonl(cfg.data.train)[0]
         tokenizer = AutoTokenizer.from_pretrained(pre.model_dir)
         print(explain(cfg, tokenizer, example, str(pre.model_dir), ds_config))
         return 0

@@ -57,7 +57,6 @@ class Preflight:
     resuming: bool
     train: Any  # ray.data.Dataset of training units (materialized), never collected here
     valid: Any | None  # the validation examples, one per unit
-    files: dict[str, str]  # data.train / data.valid as absolute paths, resolved before Ray
 
 
 def run_dir_for(cfg: FinetuneConfig) -> Path:
@@ -182,7 +181,6 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
         resuming=bool(ckpts) and not cfg.overwrite,
         train=train,
         valid=valid,
-        files=absolute,
     )
 
 
