@@ -27,6 +27,7 @@ from typing import Any
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
+from ray._common.constants import HEAD_NODE_RESOURCE_NAME
 from ray.llm._internal.serve.core.configs.openai_api_models import (
     ChatCompletionRequest,
     ModelCard,
@@ -150,21 +151,17 @@ def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
     return LLMConfig.model_validate(cfg), local
 
 
-# Ray's resource on the head node alone (ray._common.constants.HEAD_NODE_RESOURCE_NAME).
-HEAD_NODE = "node:__internal_head__"
-
-
 def ingress_options(llm_configs: list[LLMConfig], overrides: dict[str, Any]) -> dict[str, Any]:
     """Serve options of the OpenAI ingress: Ray LLM's defaults, on the head node beside the
     proxy and holding no CPU, then the config's ``ingress_deployment_config``.
 
     On the head because every request passes through it: a worker node lost takes model
     replicas with it, which Serve routes around, but an ingress replica lost stops all
-    traffic until Serve replaces it (seen: no answer for 15 s on the multi-node test fleet).
-    The head's loss ends the cluster anyway."""
+    traffic until Serve replaces it (the likely cause of 15 s without answers seen on the
+    multi-node test fleet before this). The head's loss ends the cluster anyway."""
     return {
         **OnPremIngress.get_deployment_options(llm_configs),
-        "ray_actor_options": {"num_cpus": 0, "resources": {HEAD_NODE: 0.001}},
+        "ray_actor_options": {"num_cpus": 0, "resources": {HEAD_NODE_RESOURCE_NAME: 0.001}},
         **overrides,
     }
 

@@ -105,9 +105,9 @@ def preflight(cfg: FinetuneConfig, store: ModelStore | None = None) -> Preflight
         )
     stats: dict[str, dict[str, float]] = {}
     checked: dict[str, Any] = {}
-    # Absolute before the first Ray call: connecting may re-extract the job's working
-    # directory under the driver (seen with several raylets on one machine), and a relative
-    # path would then point nowhere.
+    # Absolute, resolved against the driver's directory, before Ray Data's read tasks run
+    # elsewhere. (The CI failure this was first written for came from the multi-node test
+    # fleet sharing one runtime-env folder between nodes, fixed there.)
     given = {k: p for k in ("train", "valid") if (p := getattr(cfg.data, k))}
     absolute = {k: str(Path(p).absolute()) for k, p in given.items()}
     for key, path in given.items():

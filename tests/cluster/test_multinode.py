@@ -224,13 +224,11 @@ def test_a_removed_node_is_survived_by_the_serve_app(fleet, serving_model_dir):
     cfg["proxy_location"] = "HeadOnly"  # every "node" is this machine: one proxy, one port
     deploy(handle, cfg)
     wait_running(handle, "llm", timeout_s=300, replicas=2)
-    nodes = {
-        r["node_id"]
-        for r in details(handle)["applications"]["llm"]["deployments"]["LLMServer:tiny"]["replicas"]
-    }
+    deployments = details(handle)["applications"]["llm"]["deployments"]
+    nodes = {r["node_id"] for r in deployments["LLMServer:tiny"]["replicas"]}
     # The ingress every request passes through runs on the head, which is never removed.
-    ingress = details(handle)["applications"]["llm"]["deployments"]["OnPremIngress"]["replicas"]
-    assert {r["node_id"] for r in ingress} == {fleet["cluster"].head_node.node_id}
+    ingress = {r["node_id"] for r in deployments["OnPremIngress"]["replicas"]}
+    assert ingress == {fleet["cluster"].head_node.node_id}, ingress
     victim = next(n for n in fleet["nodes"].values() if node_id(n) in nodes)
     url = f"http://127.0.0.1:{SERVE_PORT}/v1/chat/completions"
     body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}

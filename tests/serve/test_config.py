@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from cluster.llm import cpu_dtype
-from serve.app import HEAD_NODE, AppArgs, ingress_options, llm_config
+from serve.app import AppArgs, ingress_options, llm_config
 from serve.deploy import load_config, with_overrides
 from serve.scale import scaled
 from serve.status import engine_stats, histogram_quantile
@@ -112,9 +112,10 @@ def test_the_shipped_config_is_ray_serve_llm_config_plus_adapters():
 
 
 def test_the_ingress_sits_on_the_head_unless_the_config_places_it():
-    shipped = ingress_options([], load_config()["applications"][0]["args"].get(
-        "ingress_deployment_config", {}))  # fmt: skip
-    assert shipped["ray_actor_options"] == {"num_cpus": 0, "resources": {HEAD_NODE: 0.001}}
+    args = load_config()["applications"][0]["args"]
+    shipped = ingress_options([], args["ingress_deployment_config"])
+    head = {"node:__internal_head__": 0.001}  # Ray's resource on the head node alone
+    assert shipped["ray_actor_options"] == {"num_cpus": 0, "resources": head}
     assert shipped["max_ongoing_requests"] == 256 and "autoscaling_config" in shipped
     placed = ingress_options([], {"ray_actor_options": {"num_cpus": 1}})
     assert placed["ray_actor_options"] == {"num_cpus": 1}
