@@ -39,19 +39,24 @@ demo: $(STAMP)
 demo-down: $(STAMP)
 	$(BIN)/python -m cluster down
 
-# The cost report's screenshot test renders its HTML in headless Chromium (Debian package).
+# The cost report's screenshot test renders its HTML in headless Chromium, and the ledger's
+# many-writers test runs a real Postgres (Debian packages). Installed when missing; if that fails,
+# a warning here and a skipped test, except on CI (CI=true), where both are errors.
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
-	  || echo "warning: could not install chromium; the report screenshot test will skip"
+	  || $(call missing,chromium,the report screenshot test)
 
-# The ledger's many-writers test starts Postgres from the Debian package (skips without it).
 postgres:
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 	  || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) \
-	  || echo "warning: could not install postgresql; the ledger's Postgres test will skip"
+	  || $(call missing,postgresql,the ledger's Postgres test)
 
+missing = { echo "could not install $(1): $(2) cannot run"; \
+	  case "$${CI:-}" in true|1|yes) exit 1;; esac; echo "warning: it will skip"; }
+
+# The suite's counts and times stay readable after a run in reports/tests/junit.xml.
 test: $(STAMP) chromium postgres
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest --durations=15 --junitxml=reports/tests/junit.xml
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not slow"

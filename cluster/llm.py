@@ -9,6 +9,7 @@ engine configuration.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,11 +29,27 @@ CPU_ENGINE_KWARGS: dict[str, Any] = {"enforce_eager": True}
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
+# Pins the CPU dtype whatever the CPU (the tests set float32: greedy answers then match on
+# CPUs with and without bf16 instructions; SmolLM2 answered "Paris" in float32 and "L'Étoile,
+# la Marseillaise" in bf16 to the same question).
+CPU_DTYPE_ENV = "ONPREM_CPU_DTYPE"
+CPU_DTYPES = ("float32", "bfloat16")
+
+
 def cpu_dtype(cpuinfo: str | None = None) -> str:
     """The dtype vLLM runs fastest on this machine's CPU: ``bfloat16`` where the CPU has bf16
-    instructions (AVX512-BF16, AMX), else ``float32``. Measured on a 2-core AVX2-only EPYC,
-    SmolLM2-135M, 16 sequences: float32 71.9 output tok/s, bfloat16 24.7 (emulated); on a CPU
-    with AVX512-BF16, bfloat16 was the faster one."""
+    instructions (AVX512-BF16, AMX), else ``float32``; ``ONPREM_CPU_DTYPE`` pins it. Measured
+    on a 2-core AVX2-only EPYC, SmolLM2-135M, 16 sequences: float32 71.9 output tok/s, bfloat16
+    24.7 (emulated); on a CPU with AVX512-BF16, bfloat16 was the faster one. ``cpuinfo``
+    stands for /proc/cpuinfo (tests)."""
+    pinned = os.environ.get(CPU_DTYPE_ENV) if cpuinfo is None else None
+    if pinned:
+        if pinned not in CPU_DTYPES:
+            raise ValueError(
+                f"{CPU_DTYPE_ENV}={pinned!r} is not a CPU dtype vLLM runs. Fix: one of "
+                f"{', '.join(CPU_DTYPES)}, or unset it to pick by the CPU's instructions"
+            )
+        return pinned
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()

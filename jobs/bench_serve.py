@@ -75,6 +75,30 @@ class ReplicaWatcher:
         self.thread.join(timeout=5)
 
 
+def served_dtype(app: str, model: str) -> str | None:
+    """The dtype the platform's app runs ``model`` in, from its deployed config (the config's
+    ``engine_kwargs.dtype``, else what the platform picks for the placement, cluster.llm);
+    None when the endpoint is not an app of this cluster."""
+    from cluster.llm import cpu_engine_defaults
+    from cluster.local import LocalCluster
+    from cluster.status import dashboard_get
+
+    base = model.split(":", 1)[0]
+    try:
+        state = dashboard_get(LocalCluster.from_env(), "/api/serve/applications/")
+    except Exception:  # no cluster of ours to ask: an endpoint elsewhere
+        return None
+    deployed = ((state.get("applications") or {}).get(app) or {}).get("deployed_app_config")
+    for llm in ((deployed or {}).get("args") or {}).get("llm_configs") or []:
+        if (llm.get("model_loading_config") or {}).get("model_id") == base:
+            kwargs = {
+                **cpu_engine_defaults(llm.get("placement_group_config")),
+                **(llm.get("engine_kwargs") or {}),
+            }
+            return str(kwargs.get("dtype", "auto"))
+    return None
+
+
 def check_endpoint(cfg: BenchConfig, headers: dict[str, str]) -> str | None:
     import httpx
 
@@ -155,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         "requests": cfg.requests,
         "max_tokens": cfg.max_tokens,
         "prompts": cfg.prompts,
+        # what the engine computed in (answers and speed differ between float32 and bf16)
+        "engine_dtype": served_dtype(cfg.app, cfg.model),
         "levels": levels,
     }
     lo, hi = levels[0], levels[-1]

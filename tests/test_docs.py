@@ -1,5 +1,6 @@
 """The generated reference is current, and the README keeps its two commands."""
 
+import re
 import subprocess
 import sys
 
@@ -13,8 +14,17 @@ def test_reference_is_up_to_date():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_readme_has_exactly_the_two_setup_commands():
+def commands(block: str) -> list[str]:
+    """The shell commands of a block: lines without their comments, blank ones dropped."""
+    lines = (line.split("#", 1)[0].strip() for line in block.splitlines())
+    return [line for line in lines if line]
+
+
+def test_readme_has_exactly_the_two_setup_commands_and_ci_runs_the_test_one():
     text = (REPO / "README.md").read_text()
-    assert "make demo" in text and "make test" in text
+    section = text.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"^```bash\n(.*?)^```", section, flags=re.S | re.M)
+    assert commands(block) == ["make demo", "make test"]
     ci = (REPO / ".ci" / "run").read_text()
-    assert "make test" in ci
+    assert commands(ci)[-1] == "make test"  # the README's command, unchanged, last
+    assert not [c for c in commands(ci) if c.startswith("make") and c != "make test"]

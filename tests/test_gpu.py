@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from serve.deploy import deploy, load_config, undeploy, wait_running, with_overrides
-from tests.conftest import REPO, port, submit_finetune
+from tests.conftest import REPO, free_port, submit_finetune
 
 pytestmark = [pytest.mark.gpu, pytest.mark.integration]
 
@@ -35,10 +35,12 @@ def test_finetune_on_cuda_with_bf16_and_nccl(ray_cluster, tiny_model_dir, stage)
 def test_the_fleet_serve_config_serves_on_cuda(ray_cluster, serving_model_dir, serving_adapter_dir):
     from cluster.serve_configs import serve_config
 
+    port = free_port()
+
     cfg = serve_config(load_config(), "k8s")  # GPU bundles, CUDA graphs: as on the fleet
     cfg = with_overrides(
         cfg,
-        port=port(8016),
+        port=port,
         models={"tiny": str(serving_model_dir)},
         adapters={"support": str(serving_adapter_dir)},
         llm={"engine_kwargs": {"dtype": "bfloat16", "max_model_len": 512}},
@@ -48,7 +50,7 @@ def test_the_fleet_serve_config_serves_on_cuda(ray_cluster, serving_model_dir, s
     deploy(ray_cluster, cfg)
     try:
         wait_running(ray_cluster, "llm", timeout_s=900)
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port(8016)}/v1", api_key="-")
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-")
         for model in ("tiny", "tiny:support"):
             out = client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=8

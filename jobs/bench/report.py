@@ -82,7 +82,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"# Serving benchmark: {result['model']}",
         "",
         f"{result['created_at']} · {result['url']} · {result['requests']} requests per "
-        f"level · max_tokens {result['max_tokens']}",
+        f"level · max_tokens {result['max_tokens']}"
+        + (f" · engine in {result['engine_dtype']}" if result.get("engine_dtype") else ""),
         "",
         f"Latency is the {DEFINITION}; TTFT (queue + prefill) and TPOT (one decode step) are "
         "its parts.",

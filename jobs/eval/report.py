@@ -56,8 +56,9 @@ def markdown(result: dict[str, Any]) -> str:
             if result["examples"].get("retention")
             else ""
         )
-        + f" · greedy, max {result['generation']['max_tokens']} tokens · "
-        f"{int(result['confidence'] * 100)}% bootstrap intervals",
+        + f" · greedy, max {result['generation']['max_tokens']} tokens"
+        + (f" · batch engine in {result['engine_dtype']}" if result.get("engine_dtype") else "")
+        + f" · {int(result['confidence'] * 100)}% bootstrap intervals",
         "",
     ]
     ev = sets["eval"]

@@ -110,6 +110,15 @@ def fingerprint(c: Candidate, cfg: EvalConfig, store: ModelStore) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
+def engine_dtype(cfg: EvalConfig) -> str:
+    """The dtype of the batch engine: the config's, else what the platform picks for its
+    placement (cluster.llm), else vLLM's own choice ("auto")."""
+    from cluster.llm import cpu_engine_defaults
+
+    kwargs = {**cpu_engine_defaults(cfg.engine.placement()), **cfg.engine.engine_kwargs}
+    return str(kwargs.get("dtype", "auto"))
+
+
 def generate_all(
     cfg: EvalConfig, items: list[Item], folder: Path, store: ModelStore
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -332,6 +341,8 @@ def evaluate(
         },
         "examples": {k: len(v) for k, v in sets.items()},
         "generation": cfg.generation.model_dump(),
+        # what the batch engine computed in: answers differ between float32 and bf16
+        "engine_dtype": engine_dtype(cfg),
         "confidence": cfg.confidence,
         "sets": scores["sets"],
         "base": base,
@@ -366,6 +377,7 @@ def evaluate(
                         "latency_s",
                     )
                 }
+                | {"kind": (r.get("metadata") or {}).get("kind")}
                 for r in scores["scored"][n]
             ]
             for n in names

@@ -2,7 +2,7 @@
 
 Postgres comes from the Debian ``postgresql`` package (initdb/pg_ctl in a temp dir, on a free
 loopback port, as the ``postgres`` user when the tests run as root); without it the test is
-skipped with the reason.
+skipped with the reason, or fails on CI (``CI=true``).
 
     pytest tests/cluster/test_ledger_postgres.py -m integration -s
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO, require
+
 WRITERS, RECORDS = 4, 50
 
 
@@ -34,14 +35,13 @@ def _pg_bin(tool: str) -> str | None:
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("Postgres is not installed (apt-get install -y postgresql)")
+    require(bool(initdb and pg_ctl), "Postgres is not installed (apt-get install -y postgresql)")
     as_user: list[str] = []
     if os.geteuid() == 0:  # postgres refuses to run as root
         try:
             user = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run Postgres as")
+            require(False, "running as root and there is no 'postgres' user to run Postgres as")
         as_user = ["runuser", "-u", "postgres", "--"]
     work = Path(tempfile.mkdtemp(prefix="onprem-pg-"))
     if as_user:
@@ -54,7 +54,7 @@ def postgres_url() -> Iterator[str]:
     init = subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "ledger"], **run)
     if init.returncode != 0:
         shutil.rmtree(work, ignore_errors=True)
-        pytest.skip(f"initdb failed: {init.stderr.strip()[-300:]}")
+        require(False, f"initdb failed: {init.stderr.strip()[-300:]}")
     opts = f"-p {port} -k {work} -c listen_addresses=127.0.0.1 -c max_connections=50"
     start = subprocess.run(
         [*as_user, pg_ctl, "-D", str(data), "-o", opts, "-l", str(work / "log"), "-w", "start"],
@@ -62,7 +62,7 @@ def postgres_url() -> Iterator[str]:
     )
     if start.returncode != 0:
         shutil.rmtree(work, ignore_errors=True)
-        pytest.skip(f"pg_ctl start failed: {start.stderr.strip()[-300:]}")
+        require(False, f"pg_ctl start failed: {start.stderr.strip()[-300:]}")
     try:
         yield f"postgresql+psycopg://ledger@127.0.0.1:{port}/postgres"
     finally:

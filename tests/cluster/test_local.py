@@ -42,10 +42,10 @@ def test_a_taken_port_is_a_clear_error_not_a_moved_port(ray_cluster, tmp_path):
         blocker.listen()
         port = blocker.getsockname()[1]
         other = LocalCluster(
-            gcs_port=conftest.port(6399),
+            gcs_port=conftest.free_port(),
             dashboard_port=port,
-            client_port=conftest.port(9109),
-            agent_port=conftest.port(52369),
+            client_port=conftest.free_port(),
+            agent_port=conftest.free_port(),
             root=tmp_path,
         )
         with pytest.raises(ClusterError) as info:
@@ -58,10 +58,10 @@ def test_a_taken_port_is_a_clear_error_not_a_moved_port(ray_cluster, tmp_path):
 
 def test_down_stops_only_its_own_cluster(ray_cluster, tmp_path):
     other = LocalCluster(
-        gcs_port=conftest.port(6398),
-        dashboard_port=conftest.port(8268),
-        client_port=conftest.port(9108),
-        agent_port=conftest.port(52368),
+        gcs_port=conftest.free_port(),
+        dashboard_port=conftest.free_port(),
+        client_port=conftest.free_port(),
+        agent_port=conftest.free_port(),
         num_cpus=1,
         root=tmp_path,
     )

@@ -7,7 +7,7 @@ The loopback case (no key on 127.0.0.1 is allowed) is what every other Serve tes
 import pytest
 
 from serve.deploy import deploy, undeploy, wait_running
-from tests.conftest import REPO, port
+from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.integration
 ENV = "ONPREM_TEST_GUARD_KEY"
@@ -16,7 +16,7 @@ ENV = "ONPREM_TEST_GUARD_KEY"
 def test_a_real_serve_deploy_without_a_key_off_loopback_is_refused(ray_cluster):
     llm = {"model_loading_config": {"model_id": "m", "model_source": "no-such-model"}}
     config = {
-        "http_options": {"host": "0.0.0.0", "port": port(8017)},
+        "http_options": {"host": "0.0.0.0", "port": free_port()},
         "applications": [
             {
                 "name": "guard",

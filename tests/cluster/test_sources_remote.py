@@ -1,5 +1,6 @@
-"""The network sources against local stand-ins: S3 through moto (in-process and as a server on
-loopback, the way MinIO is reached), and the Hugging Face hub when it cannot be reached."""
+"""The network sources against local stand-ins: S3 through moto (in-process, and a moto server
+process on loopback reached over HTTP, the way MinIO is reached), and the Hugging Face hub
+when it cannot be reached."""
 
 from pathlib import Path
 
@@ -57,25 +58,21 @@ def test_s3_empty_prefix_is_a_clear_error(platform_root, aws_env):
     assert ModelStore().names() == []
 
 
-def test_s3_endpoint_override_reaches_a_minio_like_server(platform_root, tiny_model_dir, aws_env):
+def test_s3_endpoint_override_reaches_a_minio_like_server(
+    platform_root, tiny_model_dir, aws_env, s3_server
+):
+    """A real S3 server process over HTTP (moto's server mode), as a MinIO store is reached."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        upload(boto3.client("s3", endpoint_url=endpoint), tiny_model_dir, "tiny")
-        cfg = load_config(
-            PullConfig,
-            None,
-            ["source=s3://models/tiny", "name=tiny", f"s3_endpoint_url={endpoint}"],
-        )
-        assert pull(cfg).action == "pulled"
-        assert ModelStore().verify("tiny") == []
-    finally:
-        server.stop()
+    upload(boto3.client("s3", endpoint_url=s3_server), tiny_model_dir, "tiny")
+    cfg = load_config(
+        PullConfig,
+        None,
+        ["source=s3://models/tiny", "name=tiny", f"s3_endpoint_url={s3_server}"],
+    )
+    assert pull(cfg).action == "pulled"
+    assert ModelStore().verify("tiny") == []
+    assert pull(cfg).action == "unchanged"
 
 
 def run_pull(root, endpoint, *args):

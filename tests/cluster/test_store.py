@@ -385,10 +385,26 @@ def test_a_look_up_during_the_swap_waits_for_the_new_model(store, tiny_model_dir
         except Exception as exc:  # reported below
             errors.append(exc)
 
+    waiting = threading.Event()  # the reader asks for the name's lock, which the pull holds
+    real_lock = store.lock
+
+    def watched_lock(name):
+        lock = real_lock(name)
+        if threading.current_thread() is reader:
+            real_acquire = lock.acquire
+
+            def acquire(*args, **kwargs):
+                waiting.set()
+                return real_acquire(*args, **kwargs)
+
+            lock.acquire = acquire
+        return lock
+
+    monkeypatch.setattr(store, "lock", watched_lock)
     reader = threading.Thread(target=look_up)
     reader.start()
-    time.sleep(0.5)
-    assert reader.is_alive(), f"the look-up did not wait: {found or errors}"
+    assert waiting.wait(10), f"the look-up did not wait for the pull: {found or errors}"
+    assert reader.is_alive() and not found and not errors  # blocked until the swap is done
     go_on.set()
     puller.join(10)
     reader.join(10)

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from serve.deploy import deploy, load_config, undeploy, wait_running, with_overrides
-from tests.conftest import port
+from tests.conftest import free_port, s3_env
 
-PORT = port(8011)
+PORT = free_port()
 KEY = "test-key-123"
 BASE = f"http://127.0.0.1:{PORT}"
 MODEL = "tiny"
@@ -67,31 +67,17 @@ def test_config(model_dir, adapter_dir, s3_endpoint: str) -> dict:
     return cfg
 
 
-def s3_env(endpoint: str) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL_S3": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-
-
 @pytest.fixture(scope="package")
-def s3_adapters(serving_adapter_dir):
-    """A MinIO-like S3 server on loopback (moto) holding the adapter as lora/cloud-support/."""
+def s3_adapters(serving_adapter_dir, s3_server):
+    """The S3 server (a moto process on loopback, as MinIO is reached) holding the adapter as
+    lora/cloud-support/ in the bucket ``adapters``."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    s3 = boto3.client("s3", endpoint_url=endpoint, **_keys())
+    s3 = boto3.client("s3", endpoint_url=s3_server, **_keys())
     s3.create_bucket(Bucket="adapters")
     for f in serving_adapter_dir.iterdir():
         s3.upload_file(str(f), "adapters", f"lora/cloud-support/{f.name}")
-    yield endpoint
-    server.stop()
+    return s3_server
 
 
 def _keys() -> dict[str, str]:

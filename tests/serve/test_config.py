@@ -62,6 +62,16 @@ def test_the_cpu_dtype_follows_the_cpus_bf16_instructions():
     assert cpu_dtype("") == "float32"
 
 
+def test_the_cpu_dtype_can_be_pinned_and_a_bad_pin_is_named(monkeypatch):
+    monkeypatch.setenv("ONPREM_CPU_DTYPE", "bfloat16")
+    assert cpu_dtype() == "bfloat16"
+    monkeypatch.setenv("ONPREM_CPU_DTYPE", "float32")
+    assert cpu_dtype() == "float32"
+    monkeypatch.setenv("ONPREM_CPU_DTYPE", "fp8")
+    with pytest.raises(ValueError, match=r"ONPREM_CPU_DTYPE='fp8'.*Fix: one of float32, bfloat16"):
+        cpu_dtype()
+
+
 def test_gpu_placement_gets_no_cpu_settings_and_config_values_win(store):
     cfg, _ = llm_config(
         {

@@ -58,7 +58,7 @@ def test_no_generated_request_gives_a_500_or_kills_a_replica(served):
         # Routes without parameters or body have no invalid inputs to generate.
         modes = [GenerationMode.POSITIVE] + ([GenerationMode.NEGATIVE] if chat else [])
         for mode in modes:
-            fuzz(op, label, mode, 40 if chat else 3, seen)
-    assert len(seen) >= 60 and any(c == 400 for c in seen) and any(c == 200 for c in seen)
+            fuzz(op, label, mode, 20 if chat else 2, seen)
+    assert len(seen) >= 40 and any(c == 400 for c in seen) and any(c == 200 for c in seen)
     assert httpx.get(served["base"] + "/health", timeout=30).status_code == 200
     assert replica_ids(served["cluster"]) == before
