@@ -19,7 +19,7 @@ from jobs.cost.model import Model, evaluate, owned_capacity, rent_options
 from jobs.cost.montecarlo import API, OWN
 from jobs.cost.prices import FAMILIES, family
 from jobs.cost.run import Inputs
-from jobs.cost.usage import HOURS, node_hours_in, provisioned, unit_hours, usage_frame
+from jobs.cost.usage import HOURS, Period, node_hours_in, provisioned, unit_hours, usage_frame
 
 IDLE = 0.10  # below this measured utilization a savings percentage says nothing useful
 
@@ -174,14 +174,20 @@ def verdict(view: dict[str, Any], mc: dict[str, Any], api: str) -> dict[str, str
     }  # fmt: skip
 
 
-def measured_view(inp: Inputs) -> dict[str, Any]:
-    """The ledger's period on the measured fleet: used vs provisioned, what it cost busy or
-    idle, and what the same busy hours would have cost on AWS on-demand."""
-    inv, site, period = inp.measured, inp.measured_site, inp.period
-    nodes = _nodes(inv, site, inp.cfg.finance.failure_pct_per_year)
+def measured_view(
+    inv: Inventory,
+    site: Site,
+    on_demand: Mapping[str, float],
+    rows: list[dict[str, Any]],
+    period: Period,
+    failure_pct: float = 0.0,
+) -> dict[str, Any]:
+    """The ledger's period: used vs provisioned, what the fleet cost busy or idle, and what the
+    same busy hours would have cost on AWS on-demand (``on_demand``: USD per GPU- or vCPU-hour)."""
+    nodes = _nodes(inv, site, failure_pct)
     alive = np.array([node_hours_in(n, period) for n in inv.nodes])
     owned_usd = float((nodes["total_usd_h"].to_numpy() * alive).sum())
-    usage = usage_frame(inp.rows)
+    usage = usage_frame(rows)
     used = usage.groupby("accelerator_type")[HOURS].sum()
     prov = provisioned(inv.nodes, period)
     by_type = prov.join(used, how="outer", lsuffix="_provisioned", rsuffix="_used").fillna(0.0)
@@ -193,7 +199,7 @@ def measured_view(inp: Inputs) -> dict[str, Any]:
     key = "gpu_hours" if gpu else "cpu_hours"
     capacity = float(prov[key].sum())
     util = float(used[key].reindex(prov.index).fillna(0).sum()) / capacity if capacity else 0.0
-    od = {t: r for t, (_, r) in inp.unit_rates.items()}
+    od = on_demand
     cloud = float(sum(h * od[t] for t, h in used_units.items()))
     busy = float(in_fleet.sum())
     return {
@@ -245,6 +251,7 @@ def analyze(inp: Inputs) -> dict[str, Any]:
                      f"{int(plan['nodes_added'].iloc[-1])} more "
                      f"{inp.fleets[cfg.fleet].nodes[model.template].accelerator_type} servers by "
                      f"month {cfg.horizon_months}; the owned cost includes them")  # fmt: skip
+    od = {t: r for t, (_, r) in inp.unit_rates.items()}
     estimates = sorted({f"{p.instance_type} {o}" for ps in inp.picks.values() for p in ps if p
                         for o, pr in p.price.prices.items() if pr.estimate})  # fmt: skip
     book = inp.book.model_dump(include={"source", "as_of", "path", "fallback", "sources", "notes"})
@@ -259,7 +266,8 @@ def analyze(inp: Inputs) -> dict[str, Any]:
         "break_even": {k: montecarlo.break_even(model, point, k) for k in (API, "rent")},
         "verdict": verdict(head, mc, cfg.api[0].name),
         "training": {"gpu_hours_per_month": inp.training_gpu_hours, "source": inp.training_source},
-        "measured": measured_view(inp),
+        "measured": measured_view(inp.measured, inp.measured_site, od, inp.rows, inp.period,
+                                  cfg.finance.failure_pct_per_year),
         "bench": dataclasses.asdict(inp.bench) | {"path": str(inp.bench.path)}
         if inp.bench else None,
         "ledger": {"url": inp.ledger_url, "period": inp.period.label()},
