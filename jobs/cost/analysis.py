@@ -93,8 +93,9 @@ def scenario_view(inp: Inputs, name: str) -> dict[str, Any]:
         "ways": table, "best_rent": best, "shapes": shapes, "months": months,
         "decision": table["pv_usd"].astype(float).idxmin(),
         "plan": _plan(model, point, inp.fleets[name]), "point": point,
-        "cumulative": pd.DataFrame({k: np.cumsum(f[0][: months + 1]) for k, f in flows.items()
-                                    if k in (OWN, API, best, "on-demand")}).rename_axis("month"),
+        "cumulative": pd.DataFrame({k: np.cumsum(np.append(f[0][:months], f[0][months:].sum()))
+                                    for k, f in flows.items() if k in (OWN, API, best, "on-demand")}
+                                   ).rename_axis("month"),
         "per_1m": _per_1m(table, model, point, inp, best),
         "nodes": _nodes(inp.fleets[name], inp.fleets[name].site, point["failure_pct_per_year"]),
     }  # fmt: skip

@@ -113,8 +113,8 @@ def cumulative(result: dict[str, Any], path: Path) -> None:
                      ls="-" if way in (OWN, API, h["best_rent"]) else ":")  # fmt: skip
     ax.yaxis.set_major_formatter(money)
     ax.legend(fontsize=8, loc="upper left")
-    _save(fig, ax, path, f"Cumulative cash out, fleet {h['fleet']}\n(resale credited in the last "
-          "month; commitments owed past the horizon not drawn)", "month", "USD")  # fmt: skip
+    _save(fig, ax, path, f"Cumulative cash out, fleet {h['fleet']}\n(in the last month: resale "
+          "credited; what commitments owe past the horizon added)", "month", "USD")  # fmt: skip
 
 
 def plan(result: dict[str, Any], path: Path) -> None:

@@ -159,6 +159,23 @@ def test_an_instance_aws_does_not_sell_is_refused_in_preflight(platform_root):
     assert "is not an instance AWS sells in us-east-1" in p.message and "p5.48xlarge" in p.fix
 
 
+def test_a_replica_no_instance_can_hold_is_refused_in_preflight(platform_root):
+    # 8 x L40S holds a 70B model, but no instance has 8 L40S (and PCIe does not carry TP 8)
+    scen = (
+        "scenarios=[{fleet: onprem, model: 70B, params_b: 70, replicas: {L40S: {gpus: 8}}, "
+        "source: t}]"
+    )
+    cfg = load_config(CostConfig, DEMO, [scen, "newest_bench=false"])
+    with pytest.raises(ConfigError) as err:
+        preflight(cfg, ledger=Ledger())
+    (p,) = err.value.problems
+    assert (p.field, p.value) == ("scenarios: replica of 8 x L40S", "8 x L40S 48 GB")
+    assert "no instance in the prices can hold this replica" in p.message
+    assert p.fix.startswith(
+        "use fewer GPUs per replica, pin one with `equivalence`, or pricing=live"
+    )
+
+
 def test_ledger_usage_on_an_unknown_gpu_is_refused_in_preflight(tmp_path):
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     now = dt.datetime(2026, 11, 27, 12)
