@@ -33,7 +33,7 @@ log = logging.getLogger("jobs.cost_report")
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    cfg = cli_config(CostConfig, "Cost and capacity planning: on-prem vs AWS.", argv)
+    cfg = cli_config(CostConfig, "API, rent or own: the team's demand priced three ways.", argv)
     # the command line that would fill missing prices: this one with pricing=live
     args, kept = list(sys.argv[1:] if argv is None else argv), []
     while args:

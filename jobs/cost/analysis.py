@@ -115,6 +115,10 @@ def _plan(model: Model, point: Mapping[str, float], inv: Inventory) -> pd.DataFr
                        "peak_tokens_per_s": mean[0] * point["peak_to_mean"],
                        "nodes_added": added[0], "owned_capacity": capacity[0],
                        "owned_utilization": mean[0] / capacity[0]})  # fmt: skip
+    per_node = model.template_replicas * model.rates[model.primary].replica_tokens_per_s
+    df["inventory_capacity"] = (
+        df.owned_capacity - df.nodes_added * per_node * point["throughput_factor"]
+    )
     for rate, pick in zip(model.rates, model.picks, strict=True):
         tps = np.array([rate.replica_tokens_per_s * point["throughput_factor"]])
         reps = demand.replicas(mean, x["peak_to_mean"], tps, model.headroom, model.spares)[0]

@@ -124,6 +124,7 @@ def plan(result: dict[str, Any], path: Path) -> None:
     p["peak_tokens_per_s"].plot(ax=ax, label="demand, busiest hour", color="black")
     p["owned_capacity"].plot(ax=ax, label="owned fleet (servers added when short)", color=OWNED,
                              drawstyle="steps-post", lw=2)  # fmt: skip
+    p["inventory_capacity"].plot(ax=ax, label="the inventory alone", color=OWNED, ls="--", lw=1)
     ax.legend(fontsize=8, loc="upper left")
     _save(fig, ax, path, "Demand vs what the owned fleet serves\n(servers are added for the "
           "busiest hour at the headroom, plus the spare)", "month", "output tokens/s")  # fmt: skip
