@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,15 +139,26 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _model_at(schema: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The nested model that owns the last element of ``loc`` (for field-name suggestions)."""
+    """The nested model that owns the last element of ``loc`` (for field-name suggestions),
+    through lists and dicts of models (``api.0.output_usd_per_1m``)."""
     model: Any = schema
+    key_next = False  # the next part is a list index or a dict key, not a field
     for part in loc[:-1]:
+        if key_next:
+            key_next = False
+            continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None
         field = model.model_fields.get(str(part))
         if field is None:
             return None
         model = field.annotation
+        inner = [
+            a for a in typing.get_args(model) if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        if inner:
+            key_next = typing.get_origin(model) in (list, dict, tuple)
+            model = inner[-1]
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 

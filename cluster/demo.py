@@ -220,23 +220,15 @@ def summary(
     }
     res = cost.get("results") or {}
     per_1m = res.get("usd_per_1m_output_tokens") or {}
-    out["cost"] = {
-        "fleet": res.get("fleet"),
-        "horizon_months": res.get("horizon_months"),
-        "utilization": res.get("target_utilization"),
-        "cheapest_option": res.get("cheapest_option"),
-        "savings_pct": res.get("savings_pct_vs_cheapest"),
-        "break_even_month": res.get("break_even_month_vs_cheapest"),
-        "savings_pct_on_demand": res.get("savings_pct_vs_on_demand"),
-        "break_even_month_on_demand": res.get("break_even_month_vs_on_demand"),
-        "setup_usd": res.get("setup_usd"),
-        "running_per_year_usd": res.get("running_per_year_usd"),
-        "capital_per_year_usd": res.get("capital_per_year_usd"),
-        "cloud_per_year_usd": res.get("cloud_on_demand_per_year_usd"),
-        "api": res.get("api"),
+    keep = ("fleet", "horizon_months", "decision", "decision_en", "decision_es", "savings_pct_p50",
+            "savings_pct_p10", "savings_pct_p90", "p_own_wins", "cheapest_option",
+            "cheapest_instance", "own_pv_usd", "cheapest_pv_usd", "api_pv_usd", "api",
+            "setup_usd", "tokens_per_day", "break_even_tokens_per_day_vs_api",
+            "break_even_utilization_vs_api", "break_even_tokens_per_day_vs_rent", "throughput",
+            "estimates", "discount_rate_pct")  # fmt: skip
+    out["cost"] = {k: res.get(k) for k in keep} | {
         "usd_per_1m_owned": per_1m.get("owned"),
         "usd_per_1m_cheapest": per_1m.get("cheapest AWS"),
-        "usd_per_1m_on_demand": per_1m.get("AWS on-demand"),
         "usd_per_1m_api": per_1m.get(res.get("api")),
         "report_html": str(cost_file.parent / "report.html") if cost_file else None,
     }
@@ -307,12 +299,8 @@ def print_summary(s: dict[str, Any]) -> None:
     if b.get("replicas"):
         print(f"  {b['replicas']}")
     c = s["cost"]
-    if c.get("savings_pct") is not None:
-        print(
-            f"  on-prem vs AWS (example GPU fleet):   {c['savings_pct']:.0f}% saved vs the "
-            f"cheapest option ({c['cheapest_option']}), {c['savings_pct_on_demand']:.0f}% vs "
-            f"on-demand, over {c['horizon_months']} months at {c['utilization']:.0%} utilization"
-        )
+    if c.get("decision_en"):
+        print(f"  API, rent or own (example GPU fleet): {c['decision_en']}")
     if c.get("report_html"):
         print(f"\n  cost report: {c['report_html']}")
     r = paths.reports_dir()
@@ -331,19 +319,20 @@ def results_markdown(s: dict[str, Any], date: str) -> str:
     def usd(x: float | None) -> str:
         return "n/a" if x is None else f"${x:,.0f}"
 
-    def month(x: float | None) -> str:
-        return "never" if x is None else f"month {x:.0f}"
-
     def per_1m(x: float | None) -> str:
         return "n/a" if x is None else f"${x:.2f}"
 
     def num(x: float | None, fmt: str = ".2f") -> str:
         return "n/a" if x is None else format(x, fmt)
 
+    def tokens(x: float | None) -> str:
+        return "n/a" if x is None else f"{x / 1e6:,.0f}M"
+
     base, ft = s["eval"].get("base", {}), s["eval"].get("fine-tuned", {})
     c, b, f = s["cost"], s["bench"], s.get("finetune") or {}
     months = c.get("horizon_months") or 36
-    running = (c.get("running_per_year_usd") or 0) + (c.get("capital_per_year_usd") or 0)
+    p50, p10, p90 = (c.get(f"savings_pct_p{q}") for q in (50, 10, 90))
+    range_ = "n/a" if p50 is None else f"{p50:+.0f}% ({p10:+.0f}% to {p90:+.0f}%)"
     low, high = b.get("low") or {}, b.get("high") or {}
     device = f.get("device") or "cpu"
     reused = s.get("reused") or []
@@ -392,27 +381,35 @@ def results_markdown(s: dict[str, Any], date: str) -> str:
             else ""
         ),
         "",
-        f"**Modelled fleet**: the example on-prem fleet in `cluster/inventory.yaml` at "
-        f"{pct(c.get('utilization'))} utilization over {months} months, priced from the shipped "
-        "AWS snapshot and the API's list price (not measured on a fleet).",
+        "**Modelled decision**: the example on-prem fleet of `cluster/inventory.yaml` serving "
+        f"the team's demand ({tokens(c.get('tokens_per_day'))} output tokens a day, "
+        f"{c.get('api') or 'the API'}'s traffic) for {months} months, against AWS priced from the "
+        "shipped snapshot and the API's list price (modelled, not measured on a fleet).",
         "",
-        "| Modelled | Local deployment | Cloud deployment |",
-        "|---|---|---|",
-        f"| **Setup cost** | {usd(c.get('setup_usd'))} (servers, network and storage, spares, "
-        "site setup) | $0 on-demand |",
-        f"| **Running cost** | {usd(running)}/year (power, colocation, support, staff, cost of "
-        f"capital) | {usd(c.get('cloud_per_year_usd'))}/year (AWS on-demand rent for the same "
-        "busy hours) |",
-        f"| **Total cost savings** | **{c['savings_pct']:.0f}%** vs the cheapest AWS option able "
-        f"to carry the workload ({c['cheapest_option']}; break-even "
-        f"{month(c.get('break_even_month'))}); {c['savings_pct_on_demand']:.0f}% vs on-demand "
-        f"(break-even {month(c.get('break_even_month_on_demand'))}), over {months} months | - |"
-        if c.get("savings_pct") is not None
-        else "| **Total cost savings** | n/a | - |",
-        f"| **Cost per 1M output tokens** | {per_1m(c.get('usd_per_1m_owned'))} owned (planned "
-        f"throughput) | {per_1m(c.get('usd_per_1m_cheapest'))} cheapest AWS option, "
-        f"{per_1m(c.get('usd_per_1m_on_demand'))} AWS on-demand, "
-        f"{per_1m(c.get('usd_per_1m_api'))} {c.get('api') or 'cloud API'} (list price) |",
+        f"**{c.get('decision_en') or 'n/a'}**",
+        "",
+        f"> **En español:** {c.get('decision_es') or 'n/a'}",
+        "",
+        f"| Modelled, present value at {num(c.get('discount_rate_pct'), '.0f')}%/year | Own the "
+        f"fleet | Rent: {c.get('cheapest_option')} on {c.get('cheapest_instance')} | API: "
+        f"{c.get('api')} |",
+        "|---|---|---|---|",
+        f"| **Cost over {months} months** | {usd(c.get('own_pv_usd'))} ({usd(c.get('setup_usd'))} "
+        f"up front) | {usd(c.get('cheapest_pv_usd'))} | {usd(c.get('api_pv_usd'))} |",
+        f"| **Cost per 1M output tokens** | {per_1m(c.get('usd_per_1m_owned'))} | "
+        f"{per_1m(c.get('usd_per_1m_cheapest'))} | {per_1m(c.get('usd_per_1m_api'))} |",
+        f"| **Over the input ranges** (Monte Carlo) | owning saves {range_} against the "
+        f"cheapest other way; cheapest in {pct(c.get('p_own_wins'))} of the futures | - | "
+        f"owning beats it above {tokens(c.get('break_even_tokens_per_day_vs_api'))} tokens a "
+        f"day ({pct(c.get('break_even_utilization_vs_api'))} of the owned GPUs busy) |",
+        "",
+        f"Throughput: {', '.join(c.get('throughput') or []) or 'n/a'}."
+        + (
+            " Reserved Instance and Savings Plan prices are estimates from published discounts "
+            "(`pricing=live` replaces them)."
+            if c.get("estimates")
+            else ""
+        ),
     ]
     return "\n".join(rows)
 

@@ -72,7 +72,7 @@ class Site(_Strict):
         default=0, ge=0, le=50, description="what cash paid up front would earn a year, %"
     )
     residual_value_pct: float = Field(
-        default=0, ge=0, le=100, description="resale value at the end of the horizon, % of capex"
+        default=0, ge=0, le=100, description="resale at the horizon, % of the remaining book value"
     )
 
 

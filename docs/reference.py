@@ -194,8 +194,10 @@ def render() -> str:
         "[--watch S]`.",
         "",
     ]
-    tco = importlib.import_module("jobs.cost.tco")
-    lines += ["## The cost model (`jobs/cost/tco.py`)", "", (tco.__doc__ or "").strip(), ""]
+    lines += ["## The cost model", ""]
+    for name in ("model", "billing", "tco", "demand", "montecarlo"):
+        module = importlib.import_module(f"jobs.cost.{name}")
+        lines += [f"### `jobs/cost/{name}.py`", "", (module.__doc__ or "").strip(), ""]
     lines += [
         "## Cluster commands",
         "",

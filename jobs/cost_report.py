@@ -1,15 +1,16 @@
-"""Cost and capacity planning: an on-prem fleet vs every AWS price option and the cloud API.
+"""API, rent or own: the team's demand served by an on-prem fleet, by AWS (every option billed
+the way AWS bills it) or by the cloud API, with ranges (Monte Carlo) and what flips the verdict.
 
     python -m jobs.cost_report --config jobs/configs/cost/demo.yaml
     python -m jobs.cost_report --config jobs/configs/cost/onprem.yaml --pricing live
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
         python -m jobs.cost_report --config jobs/configs/cost/onprem.yaml
 
-Reads the node inventory (cluster/inventory.yaml), the usage ledger, the newest serving
-benchmark (reports/bench/*/bench.json) and AWS prices: on-demand, Reserved Instances, Savings
-Plans, Capacity Blocks and spot (the shipped snapshot by default; with ``--pricing live`` boto3
-pulls them and caches them, falling back to the cache, then the snapshot). Writes
-reports/cost/<date>/: report.md, report.html, charts, CSVs, summary.json.
+Reads the node inventory (cluster/inventory.yaml), the usage ledger, a serving benchmark and
+AWS prices: on-demand, Reserved Instances, Savings Plans, Capacity Blocks and spot (the shipped
+snapshot by default; with ``--pricing live`` boto3 pulls them and caches them, falling back to
+the cache, then the snapshot). Runs in-process, no Ray needed. Writes reports/cost/<date>/:
+report.md, report.html, charts, CSVs, summary.json.
 Exit codes: 0 done, 1 failed while running, 2 bad config or input.
 """
 
@@ -22,17 +23,17 @@ from cluster import paths
 from cluster.config import ConfigError, cli_config
 from cluster.logs import setup_logging
 from cluster.usage import track
+from jobs.cost.analysis import analyze
 from jobs.cost.config import CostConfig
 from jobs.cost.report import write_report
-from jobs.cost.run import analyze, preflight
-from jobs.cost.tables import pct
+from jobs.cost.run import preflight
 
 log = logging.getLogger("jobs.cost_report")
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    cfg = cli_config(CostConfig, "Cost and capacity planning: on-prem vs AWS.", argv)
+    cfg = cli_config(CostConfig, "API, rent or own: the team's demand priced three ways.", argv)
     # the command line that would fill missing prices: this one with pricing=live
     args, kept = list(sys.argv[1:] if argv is None else argv), []
     while args:
@@ -58,19 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         log.exception("the cost report failed; the previous report (if any) is unchanged")
         return 1
-    p = result["planned"]
-    best, od = p["cheapest"], p["on_demand"]
-    log.info(
-        "fleet %s at %.0f%% utilization over %d months: owned $%s; owning saves %s vs the "
-        "cheapest AWS option (%s) and %s vs on-demand",
-        p["fleet"],
-        p["utilization"] * 100,
-        p["months"],
-        f"{p['owned']['total_usd']:,.0f}",
-        pct(best["savings_pct"]),
-        best["option"],
-        pct(od["savings_pct"]),
-    )
+    log.info("%s", result["verdict"]["en"])
     log.info("report: %s", folder / "report.md")
     return 0
 

@@ -1,257 +1,195 @@
-"""Put prices, usage, TCO and capacity together into plain numbers and frames (pure).
+"""Every number of the report, from the checked inputs (pure): the decision and its range, each
+fleet's plan and options, the Monte Carlo run, the tornado, break-even, the measured view.
 
-- :func:`fleet_view`   a fleet at a utilization over the horizon, against every AWS option,
-  the cheapest one able to carry it, and on-demand;
-- :func:`token_view`   a fleet's USD per 1M tokens (planned throughput) vs AWS and the APIs;
-- :func:`sensitivity`  what moves the headline: staff, capex, a commitment discount, resale
-  value, utilization;
-- :func:`measured_view`  the ledger's period on the measured fleet (in words when it idled);
-- :func:`bench_view`, :func:`capacity_view`  the benchmark's operating point and the plan.
+    result = analyze(preflight(cfg))
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cluster.inventory import Inventory, Site
-from jobs.cost import capacity as cap
-from jobs.cost import tco
-from jobs.cost.bench import Bench, operating_point
-from jobs.cost.equivalence import UnitRate
-from jobs.cost.prices import BUSY_PAID, OPTIONS, Price
+from cluster.inventory import CPU_TYPE, Inventory, Site
+from jobs.cost import billing, demand, montecarlo, tco
+from jobs.cost.model import Model, evaluate, owned_capacity, rent_options
+from jobs.cost.montecarlo import API, OWN
+from jobs.cost.prices import FAMILIES, family
+from jobs.cost.run import Inputs
 from jobs.cost.usage import HOURS, Period, node_hours_in, provisioned, unit_hours, usage_frame
 
-UTILIZATION_GRID = np.round(np.arange(0.05, 1.0001, 0.05), 2)
 IDLE = 0.10  # below this measured utilization a savings percentage says nothing useful
-PAID_FOR = {True: "hours used", False: "every hour"}
 
 
-def fleet_nodes(inv: Inventory, site: Site) -> pd.DataFrame:
-    rows = [
-        (n.name, n.accelerator_type, n.gpu_count or n.cpus, n.purchase_usd, n.power_w)
-        for n in inv.nodes
-    ]
-    return tco.node_costs(rows, site)
+def build(inp: Inputs, name: str, picks: list | None = None) -> tuple[Model, dict[str, float]]:
+    """The model of one fleet's scenario and its inputs at their configured values."""
+    cfg, inv = inp.cfg, inp.fleets[name]
+    sc, w = cfg.scenario(name), cfg.workload
+    rates, picks = inp.rates[name], inp.picks[name] if picks is None else picks
+    shapes = list(sc.replicas.items())
+    primary_gpu = shapes[0][0]
+    template = next(i for i, n in enumerate(inv.nodes) if n.accelerator_type == primary_gpu)
+    per_node = {gpu: 0 for gpu, _ in shapes}
+    for n in inv.nodes:
+        if n.accelerator_type in sc.replicas:
+            per_node[n.accelerator_type] += n.gpu_count // sc.replicas[n.accelerator_type].gpus
+    cpu_type, cpu_usd_h = inp.unit_rates.get(CPU_TYPE) or ("", 0.0)
+    api = cfg.api[0]
+    model = Model(
+        months=cfg.horizon_months, headroom=w.headroom, spares=w.spares, rates=rates,
+        picks=picks, primary=0, capex=np.array([n.purchase_usd for n in inv.nodes], float),
+        kw=np.array([n.power_w / 1000 for n in inv.nodes], float), template=template,
+        inventory_replicas=[per_node[g] for g, _ in shapes],
+        template_replicas=inv.nodes[template].gpu_count // shapes[0][1].gpus,
+        life_years=inv.site.amortization_years, api_input=api.input_usd_per_1m,
+        api_output=api.output_usd_per_1m, output_tokens=w.output_tokens,
+        head_usd_h=cpu_usd_h * inv.head.cpus if cpu_type else 0.0,
+        storage_usd_per_gb_month=cfg.cloud.storage_usd_per_gb_month,
+        egress_usd_per_gb=cfg.cloud.egress_usd_per_gb,
+    )  # fmt: skip
+    model.options = rent_options(picks)
+    return model, cfg.point(inv.site, inp.training_gpu_hours)
 
 
-def fleet_view(
-    inv: Inventory,
-    site: Site,
-    rates: Mapping[str, UnitRate],
-    utilization: float,
-    months: int,
-    extra: Mapping[str, Mapping[str, Price]] | None = None,
-) -> dict[str, Any]:
-    """Owning ``inv`` for ``months`` at ``utilization`` vs renting the same units under each
-    option (``extra``: hypothetical prices per type, for the sensitivity table)."""
-    nodes = fleet_nodes(inv, site)
-    own = tco.owned(nodes, site)
-    owned_curve = own.cumulative(months)
-    total = float(owned_curve[-1])
-    units = nodes.groupby("accelerator_type", sort=False)["units"].sum().to_dict()
-    book = {t: {**rates[t].prices, **(extra or {}).get(t, {})} for t in units}
-    df = tco.price_frame(units, book, months)
-    capital = site.cost_of_capital_pct
-    costs = tco.rent_costs(df, utilization, months, capital)  # (type, option) x months
-    df["fixed"] = tco.rent_costs(df, 0.0, months, capital).iloc[:, -1]  # paid used or not
-    df["per_u"] = tco.rent_costs(df, 1.0, months, capital).iloc[:, -1] - df["fixed"]
-    df["monthly"] = df.units * df.effective_usd_h * tco.HOURS_PER_MONTH
-    df.loc[df.busy_paid, "monthly"] *= utilization
-    df["upfront"] = df.units * df.upfront_usd * df.terms
-
-    def row(name: str, parts: list[tuple[str, str]]) -> dict[str, Any]:
-        sel, cost = df.loc[parts], costs.loc[parts].sum().to_numpy()
-        paid = set(sel.busy_paid)
-        return {
-            "option": name,
-            "paid_for": "mixed" if len(paid) > 1 else PAID_FOR[paid.pop()],
-            "on_demand_for": [t for t, o in parts if o != name and o == "on-demand"],
-            "upfront_usd": float(sel.upfront.sum()),
-            "monthly_usd": float(sel.monthly.sum()),
-            "total_usd": float(cost[-1]),
-            "savings_pct": tco.savings_pct(total, float(cost[-1])),
-            "break_even_month": tco.break_even_month(own, float(sel.monthly.sum())),
-            "break_even_utilization": tco.break_even_utilization(
-                total, sel.fixed.sum(), sel.per_u.sum()
-            ),
-            "fixed_usd": float(sel.fixed.sum()),  # the option over the horizon: fixed + per_u * u
-            "per_u_usd": float(sel.per_u.sum()),
-            "curve": cost,
-        }
-
-    names = list(dict.fromkeys([*OPTIONS, *df.index.get_level_values(1)]))
-    parts_of = tco.option_parts(df.index, list(units), names)
-    rows = {o: row(o, parts) for o, parts in parts_of.items()}
-    options = pd.DataFrame(list(rows.values())).set_index("option")
-    choice = tco.cheapest(costs)
-    best = row(tco.mix_name(choice), list(choice.items()))
-    lines = [
-        (g.fixed.to_numpy(), g.per_u.to_numpy())  # per type, the options able to carry it
-        for _, g in df.drop(index=list(tco.HEADLINE_EXCLUDED), level=1, errors="ignore").groupby(
-            level=0
-        )
-    ]
-
-    def cheapest_at(u: float) -> float:
-        return float(sum((f + p * u).min() for f, p in lines))
-
-    best.update(
-        break_even_utilization=tco.bisect_utilization(cheapest_at, total),
-        choice=choice,
-        # the option whose curve the cheapest mix is (None when it mixes several deals)
-        same_as=next((o for o, ps in parts_of.items() if ps == list(choice.items())), None),
-    )
-    grid = pd.DataFrame(
-        {
-            o: [tco.savings_pct(total, r.fixed_usd + r.per_u_usd * u) for u in UTILIZATION_GRID]
-            for o, r in options.iterrows()
-        }
-        | {"cheapest": [tco.savings_pct(total, cheapest_at(u)) for u in UTILIZATION_GRID]},
-        index=pd.Index(UTILIZATION_GRID, name="utilization"),
-    )
-    cumulative = pd.DataFrame(
-        {"owned": owned_curve, **options["curve"].to_dict(), "cheapest": best["curve"]}
-    ).rename_axis("month")
-    drop = ("curve",)
+def _row(flows: np.ndarray, months: int, rate: float) -> dict[str, float]:
+    f = flows[0]
     return {
-        "fleet": inv.fleet,
-        "summary": inv.summary(),
-        "months": months,
-        "utilization": utilization,
-        "nodes": nodes,
-        "units": units,
-        "owned": own.__dict__
-        | {"upfront_usd": own.upfront_usd, "monthly_usd": own.monthly_usd, "total_usd": total},
-        "prices": df.reset_index(),
-        "options": options.drop(columns=list(drop)),
-        "cheapest": {k: v for k, v in best.items() if k not in drop},
-        "on_demand": {k: v for k, v in rows["on-demand"].items() if k not in drop},
-        "cumulative": cumulative,
-        "savings_curve": grid,
+        "pv_usd": float(billing.npv(flows, np.array([rate]))[0]),
+        "total_usd": float(f.sum()),
+        "upfront_usd": float(f[0]),
+        "after_horizon_usd": float(f[months + 1 :].sum()),
     }
 
 
-def token_view(
-    view: dict[str, Any],
-    serve_tokens_per_s: Mapping[str, float],
-    train_tokens_per_s: Mapping[str, float],
-    api: Sequence[Any],
-    prompt_tokens: int,
-    output_tokens: int,
-) -> dict[str, Any]:
-    """USD per 1M tokens of a fleet if every busy hour serves (or fine-tunes) at the planned
-    rates, owned and rented, against what the APIs charge for the same tokens."""
-    u, months, units, own = view["utilization"], view["months"], view["units"], view["owned"]
-    served = tco.tokens_made(units, serve_tokens_per_s, u, months)
-    trained = tco.tokens_made(units, train_tokens_per_s, u, months)
-    totals = {
-        "owned": own["total_usd"],
-        "cheapest AWS": view["cheapest"]["total_usd"],
-        "AWS on-demand": view["on_demand"]["total_usd"],
-    }
-    table = pd.DataFrame(
-        {
-            "serve_usd_per_1m": {w: tco.cost_per_million(t, served) for w, t in totals.items()}
-            | {a.name: a.per_1m_output(prompt_tokens, output_tokens) for a in api},
-            "train_usd_per_1m": {w: tco.cost_per_million(t, trained) for w, t in totals.items()}
-            | {a.name: a.training_usd_per_1m for a in api},
-        }
-    ).rename_axis("who")
-    team = api[0].per_1m_output(prompt_tokens, output_tokens)  # what the team pays today
-    bill = served * team / 1e6  # the API's bill for the same tokens over the horizon
-    gap = bill / months - own["monthly_usd"]
+def scenario_view(inp: Inputs, name: str) -> dict[str, Any]:
+    """One fleet at its configured inputs: every way, its plan, and the instance choice."""
+    model, point = build(inp, name)
+    months, rate = model.months, point["discount_rate_pct"]
+    flows = evaluate(model, point)
+    rows = {k: _row(f, months, rate) for k, f in flows.items()}
+    shapes = []  # each shape alone: which instance, and what every option costs on it
+    for i, pick in enumerate(model.picks):
+        if pick is None:
+            continue
+        alone = [p if j == i else None for j, p in enumerate(model.picks)]
+        one = evaluate(dataclasses.replace(model, picks=alone, options=rent_options(alone)), point)
+        costs = {o: _row(f, months, rate)["pv_usd"] for o, f in one.items() if o not in (OWN, API)}
+        shapes.append({"rate": dataclasses.asdict(model.rates[i]), "instance": pick.instance_type,
+                       "replicas_per_instance": pick.replicas_per_instance, "why": pick.why,
+                       "on_demand_usd_h": pick.on_demand, "pv": costs, "prices": {
+                           o: pr.model_dump() for o, pr in pick.price.prices.items()}})  # fmt: skip
+    for o in model.options:
+        rows[o]["instance"] = min(shapes, key=lambda s: s["pv"].get(o, np.inf))["instance"]
+    table = pd.DataFrame(rows).T.rename_axis("way")
+    table["savings_pct"] = (1 - table.loc[OWN, "pv_usd"] / table["pv_usd"]) * 100
+    rent = table.drop(index=[OWN, API])
+    best = rent["pv_usd"].astype(float).idxmin() if len(rent) else None
     return {
-        "fleet": view["fleet"],
-        "tokens_per_month": served / months,
-        "train_tokens_per_month": trained / months,
-        "table": table,
-        "api_break_even_tokens_per_month": own["total_usd"] / months / team * 1e6,
-        "api": {
-            "total_usd": bill,
-            "per_year_usd": bill / months * 12,
-            "savings_pct": tco.savings_pct(own["total_usd"], bill),
-            "break_even_month": own["upfront_usd"] / gap if gap > 0 else None,
-            "break_even_utilization": own["total_usd"] / (bill / u) if bill else None,
-        },
-    }
+        "fleet": name, "summary": inp.fleets[name].summary(),
+        "model_name": inp.cfg.scenario(name).model,
+        "ways": table, "best_rent": best, "shapes": shapes, "months": months,
+        "decision": table["pv_usd"].astype(float).idxmin(),
+        "plan": _plan(model, point, inp.fleets[name]), "point": point,
+        "cumulative": pd.DataFrame({k: np.cumsum(np.append(f[0][:months], f[0][months:].sum()))
+                                    for k, f in flows.items() if k in (OWN, API, best, "on-demand")}
+                                   ).rename_axis("month"),
+        "per_1m": _per_1m(table, model, point, inp, best),
+        "nodes": _nodes(inp.fleets[name], inp.fleets[name].site, point["failure_pct_per_year"]),
+    }  # fmt: skip
 
 
-def sensitivity(
-    inv: Inventory,
-    site: Site,
-    rates: Mapping[str, UnitRate],
-    utilization: float,
-    months: int,
-) -> pd.DataFrame:
-    """Savings vs the cheapest AWS option when one input moves, the others as configured.
-    Each variant: (what changes, to what, capex factor, site changes, utilization, discount of
-    a hypothetical 3-year commitment offered for every type)."""
-    staff, u = site.staff_usd_per_node_year, utilization
-    variants = [
-        ("as configured", "-", 1.0, {}, u, None),
-        ("staff per server and year", "$0", 1.0, {"staff_usd_per_node_year": 0}, u, None),
-        ("staff per server and year", f"${3 * staff:,.0f} (3x)", 1.0,
-         {"staff_usd_per_node_year": 3 * staff}, u, None),
-        ("capex", "-20%", 0.8, {}, u, None),
-        ("capex", "+20%", 1.2, {}, u, None),
-        ("commitment discount", "40% off, 3yr (hypothetical)", 1.0, {}, u, 0.4),
-        ("commitment discount", "60% off, 3yr (hypothetical)", 1.0, {}, u, 0.6),
-        ("residual value", "20% of capex", 1.0, {"residual_value_pct": 20}, u, None),
-        ("residual value", "40% of capex", 1.0, {"residual_value_pct": 40}, u, None),
-        ("utilization", "30%", 1.0, {}, 0.3, None),
-        ("utilization", "90%", 1.0, {}, 0.9, None),
-    ]  # fmt: skip
-    rows = []
-    for what, to, capex, change, busy, off in variants:
-        nodes = [n.model_copy(update={"purchase_usd": n.purchase_usd * capex}) for n in inv.nodes]
-        name = f"hypothetical 3yr commitment, {off or 0:.0%} off on-demand"
-        extra = (
-            {
-                t: {
-                    name: Price(
-                        hourly_usd=r.on_demand * (1 - off), source="hypothetical", as_of="-"
-                    )
-                }
-                for t, r in rates.items()
-            }
-            if off
-            else None
+def _nodes(inv: Inventory, site: Site, failure_pct: float) -> pd.DataFrame:
+    rows = [(n.name, n.accelerator_type, n.gpu_count or n.cpus, n.purchase_usd, n.power_w)
+            for n in inv.nodes]  # fmt: skip
+    return tco.node_costs(rows, site, failure_pct)
+
+
+def _plan(model: Model, point: Mapping[str, float], inv: Inventory) -> pd.DataFrame:
+    x = {k: np.atleast_1d(float(v)) for k, v in point.items()}
+    mean = demand.load(x["tokens_per_day"], x["growth_pct_per_month"], model.months)
+    added, capacity = owned_capacity(model, x, mean)
+    df = pd.DataFrame({"month": np.arange(model.months), "tokens_per_s": mean[0],
+                       "peak_tokens_per_s": mean[0] * point["peak_to_mean"],
+                       "nodes_added": added[0], "owned_capacity": capacity[0],
+                       "owned_utilization": mean[0] / capacity[0]})  # fmt: skip
+    per_node = model.template_replicas * model.rates[model.primary].replica_tokens_per_s
+    df["inventory_capacity"] = (
+        df.owned_capacity - df.nodes_added * per_node * point["throughput_factor"]
+    )
+    for rate, pick in zip(model.rates, model.picks, strict=True):
+        tps = np.array([rate.replica_tokens_per_s * point["throughput_factor"]])
+        reps = demand.replicas(mean, x["peak_to_mean"], tps, model.headroom, model.spares)[0]
+        df[f"replicas_{rate.gpu}"] = reps
+        if pick is not None:
+            df[f"{pick.instance_type}_instances"] = np.ceil(reps / pick.replicas_per_instance)
+    return df
+
+
+def _per_1m(table: pd.DataFrame, model: Model, point: Mapping[str, float], inp: Inputs,
+            best: str | None) -> dict[str, float]:  # fmt: skip
+    x = {k: np.atleast_1d(float(v)) for k, v in point.items()}
+    mean = demand.load(x["tokens_per_day"], x["growth_pct_per_month"], model.months)
+    tokens = float(mean.sum() * 86400 * billing.DAYS_PER_MONTH)
+    out = {"owned": table.loc[OWN, "total_usd"] / tokens * 1e6}
+    if best:
+        out["cheapest AWS"] = table.loc[best, "total_usd"] / tokens * 1e6
+    if "on-demand" in table.index:
+        out["AWS on-demand"] = table.loc["on-demand", "total_usd"] / tokens * 1e6
+    w = inp.cfg.workload
+    return out | {a.name: a.per_1m_output(w.prompt_tokens, w.output_tokens) for a in inp.cfg.api}
+
+
+def verdict(view: dict[str, Any], mc: dict[str, Any], api: str) -> dict[str, str]:
+    """The decision in two sentences, in English and Spanish."""
+    t, d = view["ways"], view["decision"]
+    alt = t.drop(index=OWN)["pv_usd"].astype(float).idxmin()
+    point = float(t.loc[alt, "savings_pct"])
+    s, p, n = mc["savings"].loc["cheapest alternative"], mc["p_own_wins"], f"{mc['samples']:,}"
+    name = {API: (f"the API ({api})", f"la API ({api})")}.get(
+        alt, (f"AWS {alt} on {t.loc[alt, 'instance']}", f"AWS {alt} en {t.loc[alt, 'instance']}")
+    )
+    do = {
+        OWN: ("own the fleet", "comprar la flota"),
+        API: (f"keep paying the API ({api})", f"seguir pagando la API ({api})"),
+    }.get(d, (f"rent {name[0]}", f"alquilar {name[1]}"))
+    rng = (
+        f"P50 {s.p50:+.0f}%, P10 {s.p10:+.0f}% to P90 {s.p90:+.0f}%",
+        f"P50 {s.p50:+.0f}%, de P10 {s.p10:+.0f}% a P90 {s.p90:+.0f}%",
+    )
+    if d == OWN:
+        head = (
+            f"Owning saves {point:.0f}% against the cheapest other way, {name[0]}",
+            f"Comprar ahorra un {point:.0f}% frente a la alternativa más barata, {name[1]}",
         )
-        v = fleet_view(
-            inv.model_copy(update={"nodes": nodes}),
-            site.model_copy(update=change),
-            rates,
-            busy,
-            months,
-            extra,
+    else:
+        head = (
+            f"Owning would cost {-point:.0f}% more than {name[0]}",
+            f"Comprar costaría un {-point:.0f}% más que {name[1]}",
         )
-        rows.append(
-            {
-                "what changes": what,
-                "to": to,
-                "owned_total_usd": v["owned"]["total_usd"],
-                "savings_vs_cheapest_pct": v["cheapest"]["savings_pct"],
-                "cheapest_option": v["cheapest"]["option"],
-                "savings_vs_on_demand_pct": v["on_demand"]["savings_pct"],
-            }
-        )
-    return pd.DataFrame(rows)
+    return {
+        "en": f"For the team's volume: {do[0]}. {head[0]}, as configured (present value over "
+        f"{view['months']} months); over the input ranges owning saves {rng[0]}, and owning is "
+        f"the cheapest way in {p:.0%} of {n} simulated futures.",
+        "es": f"Para el volumen del equipo: {do[1]}. {head[1]}, con los valores configurados "
+        f"(valor actual a {view['months']} meses); con los rangos de las entradas comprar ahorra "
+        f"{rng[1]}, y comprar es lo más barato en el {p:.0%} de {n} futuros simulados.",
+    }  # fmt: skip
 
 
 def measured_view(
     inv: Inventory,
     site: Site,
-    rates: Mapping[str, UnitRate],
-    rows: Sequence[Mapping[str, Any]],
+    on_demand: Mapping[str, float],
+    rows: list[dict[str, Any]],
     period: Period,
+    failure_pct: float = 0.0,
 ) -> dict[str, Any]:
-    """The ledger's period: what was used, what the fleet cost busy or idle, and what the same
-    busy hours would have cost on AWS on-demand."""
-    nodes = fleet_nodes(inv, site)
+    """The ledger's period: used vs provisioned, what the fleet cost busy or idle, and what the
+    same busy hours would have cost on AWS on-demand (``on_demand``: USD per GPU- or vCPU-hour)."""
+    nodes = _nodes(inv, site, failure_pct)
     alive = np.array([node_hours_in(n, period) for n in inv.nodes])
     owned_usd = float((nodes["total_usd_h"].to_numpy() * alive).sum())
     usage = usage_frame(rows)
@@ -262,99 +200,88 @@ def measured_view(
     prov_units = unit_hours(prov)
     in_fleet = used_units.reindex(prov.index).fillna(0.0)
     by_type["utilization"] = (in_fleet / prov_units).reindex(by_type.index)
-    gpu = bool((prov.index != "CPU").any())
-    key = "gpu_hours" if gpu else "cpu_hours"  # GPUs are what costs money when a fleet has them
-    capacity = float(prov[key].sum())  # 0 when every node was bought after the period
+    gpu = bool((prov.index != CPU_TYPE).any())
+    key = "gpu_hours" if gpu else "cpu_hours"
+    capacity = float(prov[key].sum())
     util = float(used[key].reindex(prov.index).fillna(0).sum()) / capacity if capacity else 0.0
-    cloud = float(sum(h * rates[t].on_demand for t, h in used_units.items()))
+    od = on_demand
+    cloud = float(sum(h * od[t] for t, h in used_units.items()))
     busy = float(in_fleet.sum())
     return {
-        "fleet": inv.fleet,
-        "period": {
-            "since": period.since.isoformat(),
-            "until": period.until.isoformat(),
-            "hours": period.hours,
-        },
-        "nodes": nodes,
+        "fleet": inv.fleet, "period": {"hours": period.hours}, "nodes": nodes,
         "by_type": by_type.reset_index(),
         "by_kind": usage.groupby(["kind", "accelerator_type", "status"])[HOURS].sum().reset_index(),
-        "utilization": util,
-        "unit": "GPU" if gpu else "CPU",
-        "busy_unit_hours": busy,
-        "provisioned_unit_hours": float(prov_units.sum()),
-        "owned_usd": owned_usd,
+        "utilization": util, "unit": "GPU" if gpu else "CPU", "busy_unit_hours": busy,
+        "provisioned_unit_hours": float(prov_units.sum()), "owned_usd": owned_usd,
         "owned_per_busy_unit_hour": owned_usd / busy if busy else None,
         "cloud_on_demand_usd": cloud,
-        # AWS on-demand per GPU- or vCPU-hour of this fleet (weighted by what it has)
-        "on_demand_per_unit_hour": sum(h * rates[t].on_demand for t, h in prov_units.items())
-        / prov_units.sum(),
+        "on_demand_per_unit_hour": sum(h * od[t] for t, h in prov_units.items()) / prov_units.sum(),
         "idle": util < IDLE,
-        "savings_pct": None if util < IDLE else tco.savings_pct(owned_usd, cloud),
+        "savings_pct": None if util < IDLE else (1 - owned_usd / cloud) * 100 if cloud else None,
         "not_in_fleet": sorted(set(used.index) - set(prov.index)),
-    }
+    }  # fmt: skip
 
 
-def bench_view(
-    bench: Bench,
-    slo_s: float | None,
-    bench_replicas: int,
-    accelerator_type: str,
-    units_per_replica: float,
-    nodes: pd.DataFrame,
-    rate: UnitRate,
-    utilization: float,
-) -> dict[str, Any]:
-    """The measured fleet's benchmark: operating point and USD per 1M generated tokens."""
-    level = operating_point(bench.levels, slo_s)
-    out: dict[str, Any] = {"slo_p95_s": slo_s, "level": dict(vars(level)) if level else None}
-    if level is None:
-        best = min(bench.levels, key=lambda lv: lv.e2e_p95_s)
-        out["reason"] = (
-            f"no level meets p95 <= {slo_s} s (best p95 {best.e2e_p95_s:.2f} s at "
-            f"concurrency {best.concurrency})"
-        )
-        return out
-    tps = level.output_tokens_per_s / bench_replicas
-    mine = nodes[nodes["accelerator_type"] == accelerator_type]
-    hourly = mine["total_usd_h"].sum() / mine["units"].sum() * units_per_replica
-    tokens = tps * tco.SECONDS_PER_HOUR
-    per_1m = {
-        "owned, busy every hour": tco.cost_per_million(hourly, tokens),
-        f"owned, {utilization:.0%} busy": tco.cost_per_million(hourly, tokens * utilization),
-    }
-    per_1m |= {
-        f"AWS {rate.instance_type} {o} (hours used)": tco.cost_per_million(
-            rate.prices[o].hourly_usd * units_per_replica, tokens
-        )
-        for o in BUSY_PAID
-        if o in rate.prices
-    }
-    return out | {
-        "replica_tokens_per_s": tps,
-        "replica_units": units_per_replica,
-        "accelerator_type": accelerator_type,
-        "per_1m": per_1m,
-    }
+def _missing(inp: Inputs) -> list[dict[str, Any]]:
+    """Per family, the chosen instances it has no price for (and what fills it)."""
+    chosen = {p.instance_type: p for ps in inp.picks.values() for p in ps if p}
+    out = []
+    for fam, text in FAMILIES.items():
+        lacking = [
+            t for t, p in chosen.items() if not any(family(o) == fam for o in p.price.prices)
+        ]
+        if lacking:
+            out.append({"family": text, "types": lacking, "fill": f"{inp.command} pricing=live"})
+    return out
 
 
-def capacity_view(
-    shape: cap.Shape,
-    requests_per_s: float | None,
-    tokens_per_day: float | None,
-    output_tokens: int,
-    growth_pct_per_month: float,
-    months: int,
-    headroom: float,
-) -> dict[str, Any]:
-    """The month-by-month plan and its headline numbers."""
-    rps, tps = cap.base_load(requests_per_s, tokens_per_day, output_tokens)
-    plan = cap.plan(shape, rps, tps, growth_pct_per_month, months, headroom)
+def analyze(inp: Inputs) -> dict[str, Any]:
+    """Every number of the report: plain values and pandas frames (see report.summary)."""
+    cfg = inp.cfg
+    views = [scenario_view(inp, name) for name in inp.fleets if cfg.scenario(name)]
+    head = views[0]
+    model, point = build(inp, cfg.fleet)
+    ranges = {k: tuple(v) for k, v in cfg.ranges.items()}
+    mc_cfg = cfg.monte_carlo
+    x = montecarlo.sample(point, ranges, mc_cfg.samples, mc_cfg.seed)
+    mc = montecarlo.summarize(montecarlo.present_values(model, x)) | {"seed": mc_cfg.seed}
+    notes = list(inp.notes) + [
+        f"{r.gpu} x{r.gpus_per_replica}: {r.how}" for r in inp.rates[cfg.fleet]
+    ]
+    plan = head["plan"]
+    if plan["nodes_added"].iloc[0] > 0 or plan["nodes_added"].iloc[-1] > 0:
+        first = int(plan.index[plan["nodes_added"] > 0][0])
+        notes.insert(0, f"WARNING: the inventory of fleet {cfg.fleet} cannot carry the demand "
+                     f"from month {first} (N+1, {cfg.workload.headroom:.0%} headroom): "
+                     f"{int(plan['nodes_added'].iloc[-1])} more "
+                     f"{inp.fleets[cfg.fleet].nodes[model.template].accelerator_type} servers by "
+                     f"month {cfg.horizon_months}; the owned cost includes them")  # fmt: skip
+    od = {t: r for t, (_, r) in inp.unit_rates.items()}
+    estimates = sorted({f"{p.instance_type} {o}" for ps in inp.picks.values() for p in ps if p
+                        for o, pr in p.price.prices.items() if pr.estimate})  # fmt: skip
+    book = inp.book.model_dump(include={"source", "as_of", "path", "fallback", "sources", "notes"})
     return {
-        "shape": vars(shape),
-        "base_requests_per_s": rps,
-        "base_tokens_per_s": tps,
-        "months": plan,
-        "nodes_to_buy": int(plan.nodes.iloc[-1]),
-        "instances_last": int(plan.instances.iloc[-1]),
-        "crossover_month": cap.crossover_month(plan),
-    }
+        "created_at": inp.now.isoformat(timespec="seconds"),
+        "name": cfg.name or inp.now.strftime("%Y-%m-%d"),
+        "region": cfg.region, "command": inp.command,
+        "prices": book | {"label": inp.book.label(), "missing": _missing(inp),
+                          "estimates": estimates},
+        "headline": head, "scenarios": views, "montecarlo": mc,
+        "tornado": montecarlo.tornado(model, point, ranges),
+        "break_even": {k: montecarlo.break_even(model, point, k) for k in (API, "rent")},
+        "verdict": verdict(head, mc, cfg.api[0].name),
+        "training": {"gpu_hours_per_month": inp.training_gpu_hours, "source": inp.training_source},
+        "measured": measured_view(inp.measured, inp.measured_site, od, inp.rows, inp.period,
+                                  cfg.finance.failure_pct_per_year),
+        "bench": dataclasses.asdict(inp.bench) | {"path": str(inp.bench.path)}
+        if inp.bench else None,
+        "ledger": {"url": inp.ledger_url, "period": inp.period.label()},
+        "inputs": {
+            "site": inp.fleets[cfg.fleet].site.model_dump(mode="json"),
+            "measured_site": dict(cfg.measured_site), "point": point, "ranges": ranges,
+            "nodes": {f.fleet: [n.model_dump(mode="json") for n in f.nodes]
+                      for f in [*inp.fleets.values(), inp.measured]},
+            "config": cfg.model_dump(mode="json"),
+        },
+        "notes": notes,
+    }  # fmt: skip

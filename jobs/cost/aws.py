@@ -240,6 +240,8 @@ def instance_facts(ec2: Any, instance_types: Sequence[str]) -> dict[str, dict[st
                 name=str(gpus[0]["Name"]),
                 count=sum(int(g.get("Count", 0)) for g in gpus),
                 memory_mib=int((gpus[0].get("MemoryInfo") or {}).get("SizeInMiB", 0)),
+                # the API says nothing of NVLink: AWS's P family has NVSwitch, the G family PCIe
+                interconnect="nvswitch" if it["InstanceType"].startswith("p") else "pcie",
             )
             if gpus
             else None,

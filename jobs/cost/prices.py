@@ -9,15 +9,15 @@ live pulls (``<state>/pricing-cache/aws-<date>.json``) and the live pull itself:
 
 The options (:data:`OPTIONS`) and how each is paid:
 
-- ``on-demand``, ``spot``, ``Capacity Block``: per hour used. A Capacity Block is GPU capacity
-  booked ahead for whole days at an effective hourly rate (fee up front per block); spot can be
-  reclaimed at two minutes' notice, so it cannot promise to carry a planned workload;
+- ``on-demand``: per hour used; ``spot``: per hour used, reclaimable at two minutes' notice;
+- ``Capacity Block``: whole days booked ahead at an effective hourly rate, paid up front;
 - ``RI``, ``EC2 Instance SP``, ``Compute SP`` with a 1- or 3-year term and a payment option:
   commitments, paid for every hour of the term, used or not: ``upfront_usd`` at the start of
-  each term plus ``hourly_usd``.
+  each term plus ``hourly_usd`` (how each is billed: ``jobs.cost.billing``).
 
-A figure without a source is absent, never guessed; the report shows it as missing and names the
-command that fills it (``pricing=live``).
+Every figure names its source and date; one derived rather than published says how
+(``estimate``), and the report marks it. A figure no source gives is absent and the report names
+the command that fills it (``pricing=live``).
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cluster.config import ConfigError, Problem, problems_from_validation
 
-HOURS_PER_YEAR = 8760
 PAYMENTS = ("No Upfront", "Partial Upfront", "All Upfront")
 COMMITMENTS = ("RI", "EC2 Instance SP", "Compute SP")
-BUSY_PAID = ("on-demand", "spot", "Capacity Block")  # paid per hour used
 OPTIONS = (
-    *BUSY_PAID,
+    "on-demand",
+    "spot",
+    "Capacity Block",
     *(f"{c} {t} {p}" for c in COMMITMENTS for t in ("1yr", "3yr") for p in PAYMENTS),
 )
 FAMILIES = {  # how the report names a family of options, and what fills it
@@ -73,11 +73,9 @@ class Price(_Strict):
     source: str = Field(description="key into the book's sources")
     as_of: str = Field(description="when the figure was observed or published")
     note: str | None = None
-
-    def effective_hourly(self, option: str) -> float:
-        """Per hour over the whole term: ``upfront / (years * 8760) + hourly``."""
-        years = term_years(option)
-        return self.hourly_usd + (self.upfront_usd / (years * HOURS_PER_YEAR) if years else 0.0)
+    estimate: str | None = Field(
+        default=None, description="how the figure was derived, when it is not a published price"
+    )
 
 
 class GpuFacts(_Strict):
@@ -86,6 +84,9 @@ class GpuFacts(_Strict):
     name: str = Field(description="GPU name as AWS gives it (H100, A100, L40S, ...)")
     count: int = Field(ge=1)
     memory_mib: int = Field(ge=0, description="memory per GPU, MiB")
+    interconnect: Literal["nvswitch", "pcie"] = Field(
+        default="pcie", description="how the GPUs of one instance talk (tensor parallelism)"
+    )
 
 
 class InstancePrice(_Strict):

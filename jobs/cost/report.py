@@ -29,6 +29,7 @@ from markdown_it import MarkdownIt
 from cluster.latency import DEFINITION, phrase
 from jobs.cost import tables
 from jobs.cost.charts import draw_all
+from jobs.cost.montecarlo import API, OWN
 from jobs.cost.sources import InventorySources
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -47,45 +48,51 @@ def _env() -> jinja2.Environment:
         usd=tables.usd,
         pct=tables.pct,
         share=tables.share,
-        busy=tables.busy,
+        tokens=tables.tokens,
         cell=lambda v: str(v).replace("|", "\\|").replace("\n", " "),
     )
     return env
 
 
 def latency(result: dict[str, Any]) -> str:
-    """The measured fleet's latency at the operating point (or the best level), in words."""
-    served, bench = result.get("served") or {}, result.get("bench")
+    """The measured fleet's latency at the highest concurrency within the p95 target (or the
+    best level), in words."""
+    bench = result.get("bench")
     if not bench:
         return "not measured (no benchmark)"
-    level, why = served.get("level"), ""
-    if level is None:
-        level = min(bench["levels"], key=lambda lv: lv["e2e_p95_s"])
-        why = f", no level met the p95 SLO of {served['slo_p95_s']} s" if served else ""
-    old = " (p95 interpolated from p90/p99: an older benchmark)"
-    interp = old if level["p95_interpolated"] else ""
+    target = result["inputs"]["config"]["workload"]["latency_p95_s"]
+    ok = [lv for lv in bench["levels"] if lv["e2e_p95_s"] <= target]
+    level = (
+        max(ok, key=lambda lv: lv["concurrency"])
+        if ok
+        else min(bench["levels"], key=lambda lv: lv["e2e_p95_s"])
+    )
+    why = "" if ok else f", no level met the p95 target of {target} s"
+    old = (
+        " (p95 interpolated from p90/p99: an older benchmark)" if level["p95_interpolated"] else ""
+    )
     said = phrase(level["e2e_p50_s"], level["e2e_p95_s"], level["concurrency"])
     return (
-        f"{said}{interp}, {bench['model']} on fleet `{result['measured']['fleet']}` "
+        f"{said}{old}, {bench['model']} on fleet `{result['measured']['fleet']}` "
         f"(bench {bench['created_at']}{why})"
     )
 
 
 def markdown(result: dict[str, Any], charts: list[str], src: InventorySources) -> str:
-    m = result["measured"]
+    m, h = result["measured"], result["headline"]
     t = {
-        "results": tables.results(result),
-        "options": tables.options(result["planned"]),
+        "answer": tables.answer(result),
+        "ways": tables.ways(result),
+        "shapes": tables.shapes(h),
+        "plan": tables.plan(h),
+        "tornado": tables.tornado(result),
         "prices": tables.prices(result),
         "scenarios": tables.scenarios(result),
-        "sensitivity": tables.sensitivity(result),
         "inputs": tables.inputs(result, src),
         "usage": tables.usage(m),
         "kinds": None if m["by_kind"].empty else tables.kinds(m),
-        "served": tables.served(result) if (result.get("served") or {}).get("level") else None,
-        "capacity": tables.capacity(result) if result.get("capacity") else None,
-        "nodes": {s["view"]["fleet"]: tables.nodes(s["view"]) for s in result["scenarios"]},
-        "measured_nodes": tables.nodes(m),
+        "nodes": {s["fleet"]: tables.nodes(s["nodes"]) for s in result["scenarios"]},
+        "measured_nodes": tables.nodes(m["nodes"]),
     }
     return (
         _env()
@@ -117,28 +124,23 @@ def html(text: str, folder: Path, title: str) -> str:
 
 
 def write_csvs(result: dict[str, Any], folder: Path, src: InventorySources) -> list[str]:
-    p, m = result["planned"], result["measured"]
+    h, m, mc = result["headline"], result["measured"], result["montecarlo"]
     frames = {
-        "results.csv": tables.results(result),
-        "options.csv": p["options"].reset_index(),
-        "prices.csv": p["prices"],
-        "cumulative.csv": p["cumulative"].reset_index(),
-        "savings_vs_utilization.csv": p["savings_curve"].reset_index(),
+        "answer.csv": tables.answer(result),
+        "ways.csv": h["ways"].reset_index(),
+        "montecarlo.csv": mc["savings"]
+        .join(mc["pv"], rsuffix="_pv_usd")
+        .rename_axis("way")
+        .reset_index(),
+        "tornado.csv": result["tornado"],
+        "plan.csv": h["plan"],
+        "cumulative.csv": h["cumulative"].reset_index(),
         "scenarios.csv": tables.scenarios(result),
-        "per_token.csv": pd.concat(
-            {s["view"]["fleet"]: s["tokens"]["table"] for s in result["scenarios"] if s["tokens"]},
-            names=["fleet"],
-        ).reset_index()
-        if result["tokens"]
-        else pd.DataFrame(),
-        "sensitivity.csv": result["sensitivity"],
-        "node_costs.csv": pd.concat([s["view"]["nodes"] for s in result["scenarios"]]),
+        "node_costs.csv": pd.concat([s["nodes"] for s in result["scenarios"]]),
         "usage_by_type.csv": m["by_type"],
         "usage_by_kind.csv": m["by_kind"],
         "inputs.csv": tables.inputs(result, src),
     }
-    if result.get("capacity"):
-        frames["capacity_plan.csv"] = result["capacity"]["months"]
     for name, df in frames.items():
         df.to_csv(folder / name, index=False)
     return list(frames)
@@ -157,35 +159,47 @@ def _jsonable(obj: Any) -> Any:
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
-    """summary.json: the headline numbers first, then everything the report was made from."""
-    p, m, tok = result["planned"], result["measured"], result["tokens"]
-    best, od, own = p["cheapest"], p["on_demand"], p["owned"]
-    level = (result.get("served") or {}).get("level") or {}
+    """summary.json: the decision first, then everything the report was made from."""
+    h, mc, m = result["headline"], result["montecarlo"], result["measured"]
+    t, s, best = h["ways"], mc["savings"], h["best_rent"]
+    own = t.loc[OWN]
     headline = {
-        "fleet": p["fleet"],
+        "fleet": h["fleet"],
+        "decision": h["decision"],
+        "decision_en": result["verdict"]["en"],
+        "decision_es": result["verdict"]["es"],
+        "savings_pct_p50": s.loc["cheapest alternative", "p50"],
+        "savings_pct_p10": s.loc["cheapest alternative", "p10"],
+        "savings_pct_p90": s.loc["cheapest alternative", "p90"],
+        "p_own_wins": mc["p_own_wins"],
+        "own_pv_usd": own["pv_usd"],
         "setup_usd": own["upfront_usd"],
-        "running_per_year_usd": own["running_monthly_usd"] * 12,
-        "capital_per_year_usd": own["capital_monthly_usd"] * 12,
-        "owned_total_usd": own["total_usd"],
-        "cheapest_option": best["option"],
-        "cheapest_total_usd": best["total_usd"],
-        "cloud_on_demand_per_year_usd": od["monthly_usd"] * 12,
-        "on_demand_total_usd": od["total_usd"],
-        **{f"{k}_vs_{name}": r[k] for name, r in (("cheapest", best), ("on_demand", od))
-           for k in ("savings_pct", "break_even_month", "break_even_utilization")},
+        "cheapest_option": best,
+        "cheapest_instance": t.loc[best, "instance"] if best else None,
+        "cheapest_pv_usd": t.loc[best, "pv_usd"] if best else None,
+        "savings_pct_vs_cheapest": t.loc[best, "savings_pct"] if best else None,
+        "savings_pct_vs_on_demand": t.loc["on-demand", "savings_pct"]
+        if "on-demand" in t.index
+        else None,
         "api": result["inputs"]["config"]["api"][0]["name"],
-        "usd_per_1m_output_tokens": tok["table"]["serve_usd_per_1m"].to_dict() if tok else None,
-        "savings_pct_vs_api": tok["api"]["savings_pct"] if tok else None,
-        "target_utilization": p["utilization"],
-        "horizon_months": p["months"],
+        "api_pv_usd": t.loc[API, "pv_usd"],
+        "savings_pct_vs_api": t.loc[API, "savings_pct"],
+        "break_even_tokens_per_day_vs_api": (result["break_even"][API] or {}).get("tokens_per_day"),
+        "break_even_utilization_vs_api": (result["break_even"][API] or {}).get("utilization"),
+        "break_even_tokens_per_day_vs_rent": (result["break_even"]["rent"] or {}).get(
+            "tokens_per_day"
+        ),
+        "tokens_per_day": result["inputs"]["point"]["tokens_per_day"],
+        "throughput": [f"{r['rate']['gpu']}: {r['rate']['label']}" for r in h["shapes"]],
+        "usd_per_1m_output_tokens": h["per_1m"],
+        "horizon_months": h["months"],
+        "discount_rate_pct": result["inputs"]["point"]["discount_rate_pct"],
+        "estimates": bool(result["prices"]["estimates"]),
         "measured_fleet": m["fleet"],
         "measured_utilization": m["utilization"],
         "measured_idle": m["idle"],
-        "measured_savings_pct": m["savings_pct"],
-        "measured_latency_p50_s": level.get("e2e_p50_s"),
-        "measured_latency_p95_s": level.get("e2e_p95_s"),
         "prices": result["prices"]["label"],
-    }  # fmt: skip
+    }
     return {"results": headline, **result}
 
 

@@ -1,5 +1,6 @@
 """The README's Results block is generated from what the demo wrote: the cost rows come from the
-cost report's summary.json (cheapest AWS option, on-demand, cost per 1M tokens)."""
+cost report's summary.json (the decision in English and Spanish, its range, the cheapest way to
+rent and the API, cost per 1M tokens)."""
 
 import json
 
@@ -40,31 +41,40 @@ def test_results_rows_compare_with_the_cheapest_option_on_demand_and_the_api(
     )
     summary = demo.summary("support", 780, reused=["finetune"], run_dir=run_dir)
     c = summary["cost"]
-    assert c["cheapest_option"] == "Capacity Block (on-demand for CPU, L40S)"
-    assert round(c["savings_pct"], 2) == 5.59 and round(c["savings_pct_on_demand"], 2) == 29.87
+    res = json.loads(next((reports / "cost").glob("*/summary.json")).read_text())["results"]
+    assert c["decision_en"] == res["decision_en"] and c["cheapest_option"] == res["cheapest_option"]
     table = demo.results_markdown(summary, "2026-11-29")
-    assert "| **Setup cost** | $727,550 (servers, network and storage, spares, site setup)" in table
-    assert "| **Running cost** | $207,880/year (power, colocation, support, staff, cost of" in table
-    assert "$642,207/year (AWS on-demand rent for the same busy hours)" in table
+    # the decision first, in English and Spanish, then its figures, all from summary.json
+    modelled = table.split("**Modelled decision**")[1]
+    assert modelled.index(f"**{res['decision_en']}**") < modelled.index("|")
+    assert f"> **En español:** {res['decision_es']}" in modelled
     assert (
-        "**6%** vs the cheapest AWS option able to carry the workload (Capacity Block (on-demand "
-        "for CPU, L40S); break-even month 32); 30% vs on-demand (break-even month 20), over 36 "
-        "months"
-    ) in table
+        f"| Rent: {res['cheapest_option']} on {res['cheapest_instance']} | API: fine-tuned gpt-4o |"
+        in modelled
+    )
     assert (
-        "| **Cost per 1M output tokens** | $11.06 owned (planned throughput) | $11.72 cheapest "
-        "AWS option, $15.77 AWS on-demand, $26.72 fine-tuned gpt-4o (list price) |"
-    ) in table
+        f"| **Cost over 36 months** | ${res['own_pv_usd']:,.0f} (${res['setup_usd']:,.0f} up "
+        f"front) | ${res['cheapest_pv_usd']:,.0f} | ${res['api_pv_usd']:,.0f} |"
+    ) in modelled
+    per_1m = res["usd_per_1m_output_tokens"]
+    assert (
+        f"| **Cost per 1M output tokens** | ${per_1m['owned']:.2f} | ${per_1m['cheapest AWS']:.2f} "
+        "| $30.00 |"
+    ) in modelled
+    p50, p10, p90 = (res[f"savings_pct_p{q}"] for q in (50, 10, 90))
+    assert f"owning saves {p50:+.0f}% ({p10:+.0f}% to {p90:+.0f}%) against the" in modelled
+    assert "Throughput: H100: configured, L40S: corrected." in modelled
+    assert "prices are estimates from published discounts" in modelled
 
     # What was measured here and what is modelled are separate tables; one latency definition.
-    measured, modelled = table.split("**Modelled fleet**")
+    measured, modelled = table.split("**Modelled decision**")
     assert "| latency, 1 user | 1.10 s p50 / 1.40 s p95 at 1 user, 48 output tokens |" in measured
     assert "| latency, 16 users | 4.20 s p50 / 6.05 s p95 at 16 concurrent users, 48" in measured
     assert "9.5 vs 35.2 (3.7x, continuous batching)" in measured
     assert "612 s, 2 workers, 80 tokens/s (an earlier run, reused by this demo)" in measured
     assert "13 min 0 s (reused: finetune)" in measured
     assert "The GPU path (vLLM on CUDA, DeepSpeed with bf16 and NCCL) did not run here" in measured
-    assert "Setup cost" in modelled and "Setup cost" not in measured
+    assert "Cost over 36 months" in modelled and "Cost over" not in measured
     assert "cloud answers" not in table and "reference answers" in table
     assert (
         "Verdict for fine-tuned against the thresholds in "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
-SNAPSHOT = REPO / "data" / "pricing" / "aws-2026-08.json"
+SNAPSHOT = REPO / "data" / "pricing" / "aws-2026-12.json"
 
 ON_DEMAND_CODE = "JRTCKXETXF"
 HOURLY_RATE = "6YS6EN2CT7"
@@ -258,30 +258,3 @@ def instance_type(itype: str, vcpus: int, mib: int, gpu: tuple[str, int, int] | 
             "TotalGpuMemoryInMiB": count * gpu_mib,
         }
     return out
-
-
-def full_book(tmp_path: Path) -> Path:
-    """The shipped snapshot plus every option for its three default instances (test numbers):
-    RI, EC2 Instance SP and Compute SP at fixed shares of on-demand, and spot at 35%."""
-    data = json.loads(SNAPSHOT.read_text())
-    data["sources"]["test"] = "made-up test numbers"
-    for itype, od in (("p5.48xlarge", 55.04), ("g6e.12xlarge", 10.49264), ("m7i.xlarge", 0.2016)):
-        prices = data["regions"]["us-east-1"][itype]["prices"]
-        for family, share in (("RI", 0.5), ("EC2 Instance SP", 0.55), ("Compute SP", 0.7)):
-            for term, years in (("1yr", 1), ("3yr", 3)):
-                for payment, up in (
-                    ("No Upfront", 0.0),
-                    ("Partial Upfront", 0.5),
-                    ("All Upfront", 1.0),
-                ):
-                    eff = od * share * (1.0 if years == 1 else 0.9)
-                    prices[f"{family} {term} {payment}"] = {
-                        "hourly_usd": eff * (1 - up),
-                        "upfront_usd": eff * up * 8760 * years,
-                        "source": "test",
-                        "as_of": "test",
-                    }
-        prices["spot"] = {"hourly_usd": od * 0.35, "source": "test", "as_of": "test"}
-    path = tmp_path / "aws-test.json"
-    path.write_text(json.dumps(data))
-    return path

@@ -1,29 +1,30 @@
-"""The whole analysis with every price option present (as a live pull gives them): the
-headline is the cheapest option able to carry the workload, commitments are paid every hour
-with their upfront at each term, per-token figures follow from the planned throughput, and
-the sensitivity table moves the way its inputs say."""
+"""The whole analysis on the example fleet (onprem.yaml, the shipped snapshot, a ledger with a
+fine-tuning campaign): every way priced and the cheapest decides; commitments and blocks cost
+every hour while on-demand follows the load; the fleet is sized from demand, growth reaches the
+TCO and the inventory is checked; the 8B replica rents the one-GPU instance."""
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from cluster.config import load_config
 from cluster.ledger import Allocation, Ledger
+from jobs.cost import analysis, billing
 from jobs.cost.config import CostConfig
-from jobs.cost.report import write_report
-from jobs.cost.run import analyze, preflight
-from jobs.cost.tco import HOURS_PER_MONTH
-from tests.jobs.cost.samples import REPO, full_book
+from jobs.cost.model import evaluate
+from jobs.cost.prices import OPTIONS
+from jobs.cost.run import preflight
+from tests.jobs.cost.samples import REPO
 
 NOW = dt.datetime(2026, 11, 27, 12, 0)
 
 
-@pytest.fixture
-def inputs(tmp_path, monkeypatch, platform_root):
-    monkeypatch.chdir(REPO)
-    ledger = Ledger()
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("root")
+    ledger = Ledger(f"sqlite:///{root / 'ledger.db'}")
     t0 = NOW - dt.timedelta(days=5)
     for kind, alloc, hours in [
         ("finetune", Allocation("H100", gpus=8, cpus=64, nodes=1), 20.0),
@@ -31,141 +32,103 @@ def inputs(tmp_path, monkeypatch, platform_root):
     ]:
         wid = ledger.start(kind, kind, started_at=t0)
         ledger.finish(wid, "SUCCEEDED", [alloc], ended_at=t0 + dt.timedelta(hours=hours))
-    cfg = load_config(
-        CostConfig, REPO / "jobs/configs/cost/onprem.yaml", [f"snapshot={full_book(tmp_path)}"]
-    )
-    return preflight(cfg, now=NOW, ledger=ledger)
-
-
-@pytest.fixture
-def result(inputs):
-    return analyze(inputs)
-
-
-def test_every_option_is_priced_and_commitments_ignore_utilization(inputs, result):
-    p = result["planned"]
-    opts = p["options"]
-    assert len(opts) == 21  # on-demand, spot, Capacity Block (H100 only), 18 commitments
-    assert opts.loc["Capacity Block", "on_demand_for"] == ["CPU", "L40S"]
-    cum = p["cumulative"]
-    # RI 3yr All Upfront: the whole term is paid at month 0 (plus 7% a year on that cash)
-    three = cum["RI 3yr All Upfront"]
-    upfront = opts.loc["RI 3yr All Upfront", "upfront_usd"]
-    assert three[0] == pytest.approx(upfront) and three[36] == pytest.approx(upfront * 1.21)
-    # 1yr All Upfront: paid again as months 13 and 25 begin (month 13 adds the new payment and
-    # a month of interest on it and on the first)
-    one = cum["RI 1yr All Upfront"]
-    assert one[13] - one[12] == pytest.approx(one[0] * (1 + 2 * 0.07 / 12), rel=1e-9)
-    assert opts.loc["RI 1yr All Upfront", "upfront_usd"] == pytest.approx(3 * one[0])
-    # spot: busy hours at 35% of on-demand
-    assert opts.loc["spot", "total_usd"] == pytest.approx(0.35 * opts.loc["on-demand", "total_usd"])
-    busier = analyze(
-        type(inputs)(
-            **{**vars(inputs), "cfg": inputs.cfg.model_copy(update={"target_utilization": 0.9})}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(REPO)
+        mp.setenv("ONPREM_ROOT", str(root))
+        cfg = load_config(
+            CostConfig, REPO / "jobs/configs/cost/onprem.yaml", ["monte_carlo.samples=300"]
         )
-    )["planned"]["options"]
-    assert busier.loc["RI 3yr No Upfront", "total_usd"] == pytest.approx(
-        opts.loc["RI 3yr No Upfront", "total_usd"]
-    )
-    assert busier.loc["on-demand", "total_usd"] == pytest.approx(
-        opts.loc["on-demand", "total_usd"] * 1.5
-    )
-    assert opts.loc["RI 3yr No Upfront", "break_even_utilization"] is None or np.isnan(
-        opts.loc["RI 3yr No Upfront", "break_even_utilization"]
-    )
+        yield preflight(cfg, now=NOW, ledger=ledger)
 
 
-def test_the_headline_is_the_cheapest_option_able_to_carry_the_workload(result):
-    p = result["planned"]
-    best, od, opts = p["cheapest"], p["on_demand"], p["options"]
-    eligible = opts.drop(index="spot")
-    # per type the cheapest: the H100s on Capacity Blocks (71% of on-demand for 60% of the
-    # hours = 43%) beat their 3yr reservation (45% every hour); CPU and L40S have no blocks
-    assert best["choice"] == {
-        "CPU": "RI 3yr No Upfront",
-        "H100": "Capacity Block",
-        "L40S": "RI 3yr No Upfront",
-    }
-    assert best["option"] == "RI 3yr No Upfront for CPU, L40S; Capacity Block for H100"
-    assert best["same_as"] is None  # a mix no single option column holds
-    assert best["total_usd"] < eligible["total_usd"].min()
-    assert best["total_usd"] > opts.loc["spot", "total_usd"]  # spot is cheaper but excluded
-    assert best["savings_pct"] < od["savings_pct"]
-    # break-even utilization vs the cheapest: the savings curve crosses zero there
-    curve = p["savings_curve"]["cheapest"]
-    u = best["break_even_utilization"]
-    below, above = curve[curve.index < u], curve[curve.index > u]
-    assert (below < 0).all() and (above > 0).all()
-    # commitments are owned-like: savings flat in utilization; on-demand rises with it
-    flat = p["savings_curve"]["RI 3yr No Upfront"]
-    assert flat.nunique() == 1 and p["savings_curve"]["on-demand"].is_monotonic_increasing
-    # break-even month vs on-demand from the monthly prices
-    own = p["owned"]
-    assert od["break_even_month"] == pytest.approx(
-        own["upfront_usd"] / (od["monthly_usd"] - own["monthly_usd"])
-    )
+@pytest.fixture(scope="module")
+def result(inputs):
+    return analysis.analyze(inputs)
 
 
-def test_cost_per_token_of_each_fleet_from_its_planned_throughput(result):
-    small = next(s for s in result["scenarios"] if s["view"]["fleet"] == "l40s")
-    v, tok = small["view"], small["tokens"]
-    # 4 L40S x 275 tok/s x 3600 x 730 h x 36 months x 60% busy
-    served = 4 * 275 * 3600 * HOURS_PER_MONTH * 36 * 0.6
-    assert tok["tokens_per_month"] == pytest.approx(served / 36)
-    t = tok["table"]
-    assert t.loc["owned", "serve_usd_per_1m"] == pytest.approx(
-        v["owned"]["total_usd"] / served * 1e6
-    )
-    # the API: 15 + 1024 / 256 x 3.75 = 30 USD per 1M output tokens, its prompts included
-    assert t.loc["fine-tuned gpt-4o", "serve_usd_per_1m"] == pytest.approx(30.0)
-    assert t.loc["fine-tuned gpt-4o", "train_usd_per_1m"] == 25.0
-    # training: LoRA at 35% MFU of an L40S (362 TFLOP/s) on an 8B model: 4 x 8e9 FLOPs a token
-    per_gpu = 0.35 * 362e12 / (4 * 8e9)
-    assert tok["train_tokens_per_s"]["L40S"] == pytest.approx(per_gpu)
-    trained = 4 * per_gpu * 3600 * HOURS_PER_MONTH * 36 * 0.6
-    assert t.loc["owned", "train_usd_per_1m"] == pytest.approx(
-        v["owned"]["total_usd"] / trained * 1e6
-    )
-    # owning beats the API above this many tokens a month
-    assert tok["api_break_even_tokens_per_month"] == pytest.approx(
-        v["owned"]["total_usd"] / 36 / 30.0 * 1e6
-    )
-    assert result["tokens"]["fleet"] == "onprem"  # the headline fleet's
+def test_training_campaigns_come_from_the_ledger(inputs):
+    # 8 GPUs x 20 h fine-tuning in a 30-day period, a month being 365/12 days
+    assert inputs.training_gpu_hours == pytest.approx(160 / 30 * 365 / 12)
+    assert "finetune H100-hours" in inputs.training_source
 
 
-def test_the_sensitivity_moves_the_way_its_inputs_say(result):
-    s = result["sensitivity"].set_index(["what changes", "to"])["savings_vs_cheapest_pct"]
-    base = s[("as configured", "-")]
-    assert base == pytest.approx(result["planned"]["cheapest"]["savings_pct"])
-    assert (
-        s[("staff per server and year", "$0")]
-        > base
-        > s[("staff per server and year", "$30,000 (3x)")]
+def test_every_serving_way_is_priced_and_the_cheapest_decides(result):
+    h = result["headline"]
+    ways = h["ways"]
+    assert set(ways.index) == {"own", "API"} | (set(OPTIONS) - {"spot"})  # spot carries no serving
+    assert h["decision"] == ways["pv_usd"].astype(float).idxmin()
+    assert h["best_rent"] == ways.drop(index=["own", "API"])["pv_usd"].astype(float).idxmin()
+    assert (ways.drop(index=["own", "API"])["instance"] == "p5.48xlarge").all()
+    en, es = result["verdict"]["en"], result["verdict"]["es"]
+    assert en.startswith("For the team's volume: ") and es.startswith(
+        "Para el volumen del equipo: "
     )
-    assert s[("capex", "-20%")] > base > s[("capex", "+20%")]
-    assert base < s[("residual value", "20% of capex")] < s[("residual value", "40% of capex")]
-    # 40% off every hour is no deal here; 60% off beats every option, so owning saves less
-    assert s[("commitment discount", "40% off, 3yr (hypothetical)")] == pytest.approx(base)
-    assert s[("commitment discount", "60% off, 3yr (hypothetical)")] < base
-    assert s[("utilization", "30%")] < base < s[("utilization", "90%")]
-    cheapest = result["sensitivity"].set_index("to")["cheapest_option"]
-    assert cheapest["60% off, 3yr (hypothetical)"].startswith("hypothetical 3yr commitment")
+    assert f"{result['montecarlo']['p_own_wins']:.0%}" in en and "futuros simulados" in es
+    # the API billed for the workload's prompt shape: 15 + 1024 / 256 x 3.75 = $30 per 1M
+    assert h["per_1m"]["fine-tuned gpt-4o"] == pytest.approx(30.0)
 
 
-def test_the_report_renders_every_option(inputs, result, tmp_path):
-    folder = write_report(result, tmp_path / "cost", inputs.sources)
-    options = pd.read_csv(folder / "options.csv")
-    assert list(options["option"][:3]) == ["on-demand", "spot", "Capacity Block"]
-    assert len(options) == 21 and options["savings_pct"].notna().all()
-    md = (folder / "report.md").read_text()
-    assert "| RI 3yr All Upfront | every hour |" in md
-    assert "AWS, cheapest able to carry it: RI 3yr No Upfront" in md
-    missing = md.split("Missing from the")[1].split("##")[0]
-    assert (
-        "EC2 Capacity Blocks for ML: no price for CPU (m7i.xlarge), L40S (g6e.12xlarge)"
-        in (missing)
-        and "Reserved Instances" not in missing
+def test_commitments_and_blocks_cost_every_hour_on_demand_the_hours_used(inputs):
+    # the same busiest hour with half the day's mean: the same instances held, half the load
+    model, point = analysis.build(inputs, "onprem")
+    x = {k: np.array([v, v]) for k, v in point.items()} | {"egress_bytes_per_token": np.zeros(2)}
+    x["tokens_per_day"] = np.array([point["tokens_per_day"], point["tokens_per_day"] / 2])
+    x["peak_to_mean"] = np.array([point["peak_to_mean"], point["peak_to_mean"] * 2])
+    pv = {k: billing.npv(f, x["discount_rate_pct"]) for k, f in evaluate(model, x).items()}
+    for held in ("RI 3yr No Upfront", "Compute SP 1yr All Upfront", "Capacity Block"):
+        assert pv[held][1] == pytest.approx(pv[held][0]), held
+    assert pv["on-demand"][1] < 0.75 * pv["on-demand"][0]
+    assert pv["API"][1] == pytest.approx(pv["API"][0] / 2)
+
+
+def test_the_fleet_is_sized_from_demand_and_growth_reaches_the_tco(inputs, result):
+    plan = result["headline"]["plan"]
+    # 265M tokens a day at 1.67x: 5,122 tok/s at the busiest hour; a TP8 H100 replica makes
+    # 8 x 125 = 1,000 tok/s, 800 at 80% headroom: 7 replicas + 1 spare = 8 p5.48xlarge
+    assert plan["peak_tokens_per_s"].iloc[0] == pytest.approx(265e6 / 86400 * 1.67)
+    assert plan["replicas_H100"].iloc[0] == 8 and plan["p5.48xlarge_instances"].iloc[0] == 8
+    assert plan["nodes_added"].is_monotonic_increasing and plan["nodes_added"].iloc[-1] > 0
+    assert result["notes"][0].startswith("WARNING: the inventory of fleet onprem cannot carry")
+    model, point = analysis.build(inputs, "onprem")
+    flat, grown = point | {"growth_pct_per_month": 0.0}, point | {"growth_pct_per_month": 4.0}
+    pv = {
+        g: {k: billing.npv(f, np.array([point["discount_rate_pct"]]))[0]
+            for k, f in evaluate(model, x).items()}
+        for g, x in (("flat", flat), ("grown", grown))
+    }  # fmt: skip
+    for way in ("own", "on-demand", "API"):
+        assert pv["grown"][way] > pv["flat"][way], way
+
+
+def test_a_demand_the_inventory_carries_is_not_warned_about(inputs):
+    small = inputs.cfg.model_copy(
+        update={
+            "workload": inputs.cfg.workload.model_copy(update={"tokens_per_day": 20e6}),
+            "ranges": inputs.cfg.ranges | {"tokens_per_day": (10e6, 40e6)},
+            "monte_carlo": inputs.cfg.monte_carlo.model_copy(update={"samples": 50}),
+        }
     )
-    cumulative = pd.read_csv(folder / "cumulative.csv")
-    assert list(cumulative.columns[:3]) == ["month", "owned", "on-demand"] and len(cumulative) == 37
-    assert "capacity_plan.png" not in {p.name for p in folder.iterdir()}  # no benchmark
+    result = analysis.analyze(dataclasses.replace(inputs, cfg=small))
+    assert not any(n.startswith("WARNING") for n in result["notes"])
+    assert (result["headline"]["plan"]["nodes_added"] == 0).all()
+
+
+def test_the_8b_replica_rents_the_one_gpu_instance(result):
+    small = next(v for v in result["scenarios"] if v["fleet"] == "l40s")
+    (shape,) = small["shapes"]
+    # g6e.xlarge $1.861 per L40S-hour against g6e.12xlarge's $10.49264 / 4 = $2.62 (29% more)
+    assert shape["instance"] == "g6e.xlarge" and shape["replicas_per_instance"] == 1
+    assert pytest.approx(0.29, abs=0.005) == 1 - 1.861 / (10.49264 / 4)
+    assert shape["rate"]["label"] == "configured"  # 275 vs the derivation's 272.9
+
+
+def test_throughput_is_labelled_and_corrected_where_the_derivation_disagrees(result):
+    labels = {s["rate"]["gpu"]: s["rate"]["label"] for s in result["headline"]["shapes"]}
+    assert labels == {"H100": "configured", "L40S": "corrected"}
+    assert any("L40S x4: corrected: configured 38 is +22% off" in n for n in result["notes"])
+
+
+def test_every_estimated_price_used_is_listed(result):
+    assert "p5.48xlarge RI 3yr No Upfront" in result["prices"]["estimates"]
+    assert "p5.48xlarge Capacity Block" in result["prices"]["estimates"]
+    assert "p5.48xlarge on-demand" not in result["prices"]["estimates"]

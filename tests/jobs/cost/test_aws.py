@@ -128,7 +128,7 @@ def test_savings_plan_rates_per_term_and_payment_over_pages():
     }
     all_up = rates["EC2 Instance SP 3yr All Upfront"]  # the whole commitment paid at the start
     assert (all_up.hourly_usd, all_up.upfront_usd) == (0.0, pytest.approx(20.0 * 3 * 8760))
-    assert all_up.effective_hourly("EC2 Instance SP 3yr All Upfront") == pytest.approx(20.0)
+    assert per_hour(all_up, 3) == pytest.approx(20.0)
     partial = rates["Compute SP 3yr Partial Upfront"]
     assert partial.hourly_usd == 15.0 and partial.upfront_usd == pytest.approx(15.0 * 3 * 8760)
     assert rates["EC2 Instance SP 1yr No Upfront"].hourly_usd == 36.1
@@ -290,11 +290,12 @@ def test_a_live_pull_merges_every_option_and_the_gpu_facts():
         "Capacity Block",
     }
     assert p5.prices["on-demand"].hourly_usd == pytest.approx(55.04)
-    assert p5.prices["RI 3yr All Upfront"].effective_hourly("RI 3yr All Upfront") == pytest.approx(
-        20.0
-    )
+    ri = p5.prices["RI 3yr All Upfront"]
+    assert ri.hourly_usd + ri.upfront_usd / (3 * 8760) == pytest.approx(20.0)
     assert p5.prices["Capacity Block"].hourly_usd == pytest.approx(39.33)
     assert p5.gpu.name == "H100" and p5.gpu.count == 8 and p5.facts_source == "aws-ec2"
+    assert p5.gpu.interconnect == "nvswitch"  # the P family; the G family is PCIe
+    assert book.get("us-east-1", "g6e.12xlarge").gpu.interconnect == "pcie"
     m7i = book.get("us-east-1", "m7i.xlarge")
     assert m7i.gpu is None and m7i.vcpus == 4 and m7i.prices["spot"].hourly_usd == 0.0888
     assert set(book.get("us-east-1", "g6e.12xlarge").prices) == {"on-demand"}
@@ -342,7 +343,7 @@ def test_live_pull_is_cached_and_the_cache_is_the_next_fallback(tmp_path):
         "live", ["m7i.xlarge"], "us-east-1", snapshot=SNAPSHOT, cache_dir=cache, puller=offline
     )
     assert again.source == "cache" and again.as_of.startswith("2026-11-27")
-    assert again.get("us-east-1", "p5.48xlarge").prices["Capacity Block"].hourly_usd == 39.33
+    assert again.get("us-east-1", "p5.48xlarge").prices["Capacity Block"].hourly_usd == 36.18
     assert "live pull failed (EndpointConnectionError" in again.fallback
     # a cache without the instance the report needs is not used
     lacking = aws.resolve_prices(
@@ -382,3 +383,8 @@ def test_instance_facts_skip_types_aws_does_not_know(caplog):
     stub.assert_no_pending_responses()
     assert list(facts) == ["p5.48xlarge"] and facts["p5.48xlarge"]["gpu"].memory_mib == 81920
     assert "describe_instance_types does not know p9.fake" in caplog.text
+
+
+def per_hour(price, years):
+    """The effective rate over a term: upfront spread over its hours, plus the hourly."""
+    return price.hourly_usd + price.upfront_usd / (years * 8760)

@@ -66,7 +66,7 @@ def test_html_embeds_every_chart_as_a_valid_png(report):
     parser = Images()
     parser.feed(page)
     charts = sorted(p.name for p in report.glob("*.png"))
-    assert len(parser.srcs) == len(charts) == 7
+    assert len(parser.srcs) == len(charts) == 5
     for src in parser.srcs:
         assert src.startswith("data:image/png;base64,")
         data = base64.b64decode(src.split(",", 1)[1], validate=True)
@@ -81,7 +81,10 @@ def test_html_embeds_every_chart_as_a_valid_png(report):
     headings = [line.lstrip("# ") for line in md.splitlines() if line.startswith("#")]
     assert headings == re.findall(r"<h[1-3]>(.*?)</h[1-3]>", page)
     assert md.count("\n|---|") == page.count("<table>")
-    assert "<strong>5.6%</strong> against the cheapest AWS option" in page
+    # the decision comes first, in both languages, before any chart
+    verdict = json.loads((report / "summary.json").read_text())["results"]["decision_en"]
+    assert page.index(f"<strong>{verdict}</strong>") < page.index("<img")
+    assert page.index("<strong>En español:</strong>") < page.index("<img")
 
 
 def _chromium(*args: str, profile: Path, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -134,7 +137,7 @@ def test_chromium_renders_every_chart(report, tmp_path):
     assert '<pre id="probe">' in dom.stdout, dom.stderr[-2000:]
     probe = json.loads(dom.stdout.split('<pre id="probe">')[1].split("</pre>")[0])
     imgs = probe["imgs"]
-    assert len(imgs) == 7
+    assert len(imgs) == 5
     for complete, nat_w, nat_h, *_ in imgs:
         assert complete and nat_w > 500 and nat_h > 200, "a chart did not decode"
 

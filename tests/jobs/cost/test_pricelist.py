@@ -29,12 +29,12 @@ def test_on_demand_and_reserved_terms():
         "RI 3yr Partial Upfront",
         "RI 3yr All Upfront",
     }
-    assert p["RI 1yr No Upfront"].effective_hourly("RI 1yr No Upfront") == pytest.approx(40.0)
+    assert per_hour(p["RI 1yr No Upfront"], 1) == pytest.approx(40.0)
     assert p["RI 1yr All Upfront"].upfront_usd == pytest.approx(306600)
-    assert p["RI 1yr All Upfront"].effective_hourly("RI 1yr All Upfront") == pytest.approx(35.0)
+    assert per_hour(p["RI 1yr All Upfront"], 1) == pytest.approx(35.0)
     # 262800 / (3 * 8760) + 10 = 10 + 10
-    assert p["RI 3yr Partial Upfront"].effective_hourly("RI 3yr x") == pytest.approx(20.0)
-    assert p["RI 3yr All Upfront"].effective_hourly("RI 3yr All Upfront") == pytest.approx(20.0)
+    assert per_hour(p["RI 3yr Partial Upfront"], 3) == pytest.approx(20.0)
+    assert per_hour(p["RI 3yr All Upfront"], 3) == pytest.approx(20.0)
     assert {x.source for x in p.values()} == {"aws-price-list"}
 
 
@@ -95,3 +95,8 @@ def test_entries_that_are_not_json_or_lack_the_type():
         parse(json.dumps(entry))
     with pytest.raises(PriceListError, match="not a JSON object"):
         parse("[1, 2]")
+
+
+def per_hour(price, years):
+    """The effective rate over a term: upfront spread over its hours, plus the hourly."""
+    return price.hourly_usd + price.upfront_usd / (years * 8760)

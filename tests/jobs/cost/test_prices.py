@@ -1,85 +1,87 @@
-"""The shipped price snapshot: it loads, says the date and source of every figure, carries the
-Capacity Block rates and the GPU facts of the default equivalences, and leaves out what it does
-not know; a malformed book is refused by field."""
+"""The shipped price snapshot: it loads, every figure says its source and date, Reserved
+Instances and Savings Plans are priced for every instance it maps (marked as estimates, with
+their derivation), Capacity Block rates carry their date; a malformed book is refused by field."""
 
 import json
 
 import pytest
 
 from cluster.config import ConfigError
-from jobs.cost.equivalence import DEFAULT_CPU_INSTANCE, DEFAULT_GPU_INSTANCES
-from jobs.cost.prices import OPTIONS, Price, family, load_price_book, newest_book, term_years
+from jobs.cost.instances import DEFAULT_CPU_INSTANCE
+from jobs.cost.prices import OPTIONS, family, load_price_book, newest_book, term_years
 from tests.jobs.cost.samples import REPO, SNAPSHOT
 
+COMMITMENTS = [o for o in OPTIONS if term_years(o)]
 
-def test_the_shipped_snapshot_is_the_newest_and_complete():
+
+def test_the_shipped_snapshot_is_the_newest_and_every_figure_has_a_source_and_a_date():
     assert newest_book(REPO / "data" / "pricing") == SNAPSHOT
     book = load_price_book(SNAPSHOT, "snapshot")
-    assert book.as_of == "2026-08" and book.source == "snapshot"
-    assert book.label().startswith("snapshot prices as of 2026-08")
+    assert book.as_of == "2026-08" and book.label().startswith("snapshot prices as of 2026-08")
     east = book.regions["us-east-1"]
-    # the field notes' figures, verbatim
-    for itype, usd in (
-        ("p5.48xlarge", 55.04),
-        ("p5en.48xlarge", 63.296),
-        ("p4de.24xlarge", 27.44705),
-        ("g6e.xlarge", 1.861),
-    ):
+    # the field notes' on-demand figures, verbatim
+    for itype, usd in (("p5.48xlarge", 55.04), ("p5en.48xlarge", 63.296),
+                       ("p4de.24xlarge", 27.44705), ("g6e.xlarge", 1.861)):  # fmt: skip
         assert east[itype].prices["on-demand"].hourly_usd == usd
-    for model, itype in DEFAULT_GPU_INSTANCES.items():
-        if model == "V100":
-            assert itype not in east  # no verified figure: absent, not guessed
-            continue
-        assert east[itype].gpu is not None and east[itype].gpu.count >= 1, itype
-        assert east[itype].prices["on-demand"].hourly_usd > 0, itype
     assert east[DEFAULT_CPU_INSTANCE].vcpus == 4 and east[DEFAULT_CPU_INSTANCE].gpu is None
-    # every figure says where it came from and when
     for region in book.regions.values():
         for inst in region.values():
             assert inst.facts_source in book.sources
             for price in inst.prices.values():
-                assert price.source in book.sources and price.as_of
-    # no figure without a source: no reserved instance or savings plan price offline
-    assert {family(o) for r in book.regions.values() for i in r.values() for o in i.prices} == {
-        "on-demand",
-        "spot",
-        "Capacity Block",
-    }
-    assert any(
-        "Reserved Instances and Savings Plans are not in this snapshot" in n and "pricing=live" in n
-        for n in book.notes
-    )
+                assert price.source in book.sources and price.as_of, price
+                if price.estimate:  # derived, not published: says how, and its source says so
+                    assert book.sources[price.source].startswith("ESTIMATE")
 
 
-def test_the_snapshot_holds_the_capacity_block_rates_with_their_date():
+def test_commitments_for_every_instance_as_estimates_with_their_derivation():
     book = load_price_book(SNAPSHOT, "snapshot")
-    blocks = {
-        (region, itype): inst.prices["Capacity Block"]
-        for region, types in book.regions.items()
-        for itype, inst in types.items()
-        if "Capacity Block" in inst.prices
-    }
-    # AWS's Capacity Blocks pricing page (project field notes): effective instance rates
+    for itype, inst in book.regions["us-east-1"].items():
+        assert set(COMMITMENTS) <= set(inst.prices), itype  # 3 families x 2 terms x 3 payments
+        od = inst.prices["on-demand"].hourly_usd
+        for option in COMMITMENTS:
+            p = inst.prices[option]
+            assert p.estimate and p.source == "estimate-commitments"
+            # the payment option moves the same effective rate in time
+            years = term_years(option)
+            effective = p.hourly_usd + p.upfront_usd / (years * 8760)
+            discount = {("RI", 1): 0.40, ("RI", 3): 0.60, ("EC2 Instance SP", 1): 0.40,
+                        ("EC2 Instance SP", 3): 0.60, ("Compute SP", 1): 0.375,
+                        ("Compute SP", 3): 0.55}[(family(option), years)]  # fmt: skip
+            assert effective == pytest.approx(od * (1 - discount), rel=1e-5), (itype, option)
+            assert (p.upfront_usd == 0) == option.endswith("No Upfront")
+            assert (p.hourly_usd == 0) == option.endswith("All Upfront")
+    assert any("ESTIMATES" in n and "pricing=live" in n for n in book.notes)
+
+
+def test_capacity_block_rates_with_their_source_and_date():
+    book = load_price_book(SNAPSHOT, "snapshot")
+    blocks = {(region, itype): inst.prices["Capacity Block"]
+              for region, types in book.regions.items() for itype, inst in types.items()
+              if "Capacity Block" in inst.prices}  # fmt: skip
     assert {k: v.hourly_usd for k, v in blocks.items()} == {
-        ("us-east-1", "p5.48xlarge"): 39.33,
-        ("us-east-2", "p5.48xlarge"): 39.33,
-        ("us-east-2", "p4d.24xlarge"): 14.75,
+        ("us-east-1", "p5.48xlarge"): 36.18,  # estimate: 55.04 x 41.61 / 63.296
+        ("us-east-1", "p5en.48xlarge"): 41.61,  # 2026 report of AWS's raised rate
+        ("us-east-2", "p5.48xlarge"): 36.18,
+        ("us-east-2", "p4d.24xlarge"): 14.75,  # AWS's page before 2025-01-01
         ("us-west-2", "p4d.24xlarge"): 14.75,
     }
-    for price in blocks.values():
-        assert "2025-01-01" in price.as_of and price.source == "aws-capacity-blocks-page"
-        assert "Capacity Blocks" in book.sources[price.source]
-    spot = book.regions["us-east-1"]["g6e.12xlarge"].prices["spot"]
-    assert "before 2025-06" in spot.as_of and "lowest $4.236" in spot.note
+    assert blocks[("us-east-1", "p5.48xlarge")].hourly_usd == pytest.approx(
+        55.04 * 41.61 / 63.296, abs=0.005
+    )
+    assert blocks[("us-east-1", "p5.48xlarge")].estimate
+    assert "2025-01-01" in blocks[("us-west-2", "p4d.24xlarge")].as_of
+    nvswitch = {
+        t
+        for t, i in book.regions["us-east-1"].items()
+        if i.gpu and i.gpu.interconnect == "nvswitch"
+    }
+    assert nvswitch == {"p5.48xlarge", "p5en.48xlarge", "p4d.24xlarge", "p4de.24xlarge"}
 
 
-def test_options_terms_and_effective_price():
+def test_options_and_terms():
     assert len(OPTIONS) == 3 + 3 * 2 * 3  # on-demand, spot, blocks; 3 commitments x 2 x 3
     assert term_years("RI 3yr All Upfront") == 3 and term_years("Capacity Block") is None
     assert family("EC2 Instance SP 1yr No Upfront") == "EC2 Instance SP"
-    price = Price(hourly_usd=1.0, upfront_usd=8760.0, source="s", as_of="t")
-    assert price.effective_hourly("RI 1yr Partial Upfront") == pytest.approx(2.0)
-    assert price.effective_hourly("RI 3yr Partial Upfront") == pytest.approx(1 + 1 / 3)
 
 
 def _book(tmp_path, mutate):

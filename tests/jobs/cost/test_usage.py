@@ -8,7 +8,7 @@ import pytest
 from cluster.inventory import load_inventory
 from cluster.ledger import Allocation, Ledger
 from jobs.cost.analysis import measured_view
-from jobs.cost.equivalence import unit_rate
+from jobs.cost.instances import unit_on_demand
 from jobs.cost.prices import load_price_book
 from jobs.cost.usage import HOURS, Period, period_bounds, provisioned, unit_hours, usage_frame
 from tests.jobs.cost.samples import SNAPSHOT
@@ -58,12 +58,14 @@ def test_usage_from_a_real_ledger_by_type_and_kind(tmp_path):
     assert unit_hours(prov).to_dict() == {"CPU": 32 * 720, "H100": 16 * 720, "L40S": 4 * 720}
 
     book = load_price_book(SNAPSHOT, "snapshot")
-    rates = {t: unit_rate(t, book, "us-east-1") for t in ("CPU", "H100", "L40S")}
+    mem = {"CPU": 0, "H100": 80, "L40S": 48}
+    rates = {t: unit_on_demand(t, book, "us-east-1", {}, memory_gb=g)[1] for t, g in mem.items()}
     m = measured_view(inv, inv.site, rates, rows, period)
     by_type = m["by_type"].set_index("accelerator_type")
     assert by_type.loc["H100", "utilization"] == pytest.approx(52 / (16 * 720))
     assert m["utilization"] == pytest.approx((52 + 4) / (20 * 720))  # GPU-hours of the fleet
-    assert m["cloud_on_demand_usd"] == pytest.approx(52 * 6.88 + 4 * 2.62316 + 0.5 * 0.0504)
+    # per GPU-hour of the cheapest instance for one GPU: p5.48xlarge / 8, g6e.xlarge
+    assert m["cloud_on_demand_usd"] == pytest.approx(52 * 6.88 + 4 * 1.861 + 0.5 * 0.0504)
     # the failed run's 16 GPUs count, and its outcome is kept
     kinds = m["by_kind"].set_index(["kind", "status"])
     assert kinds.loc[("finetune", "FAILED"), "gpu_hours"] == pytest.approx(8.0)
@@ -85,7 +87,7 @@ def test_a_busy_fleet_gets_its_savings(tmp_path):
     m = measured_view(
         inv,
         inv.site,
-        {"CPU": unit_rate("CPU", book, "us-east-1")},
+        {"CPU": unit_on_demand("CPU", book, "us-east-1", {})[1]},
         rows,
         Period(period.until - dt.timedelta(days=5), period.until),
     )
