@@ -312,6 +312,27 @@ def test_image_holds_what_the_cluster_launcher_syncs():
     assert copied == set(PROJECT_FILES)
 
 
+def test_image_is_built_on_rays_llm_image_and_installs_the_cuda_engine():
+    """The pods serve and evaluate with vLLM: the image installs the project's `cuda` extra
+    against the constraints (the set tests/test_install.py resolves), on a base image whose tag
+    is a build argument, and refuses to build with another Ray or vLLM."""
+    text = (K8S / "Dockerfile").read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+    assert args["RAY_IMAGE"] == "rayproject/ray-llm"
+    # Ray's tag format: {Ray version}-py{Python}-cu{CUDA}, Ray and Python as pyproject pins.
+    assert re.fullmatch(r"2\.60\.0-py311-cu\d{3}", args["RAY_TAG"]), args["RAY_TAG"]
+    assert re.search(r"^FROM \$\{RAY_IMAGE\}:\$\{RAY_TAG\}$", text, re.M)
+    run = re.search(r"^RUN (.*?)\n\n", text, re.M | re.S).group(1).replace("\\\n", " ")
+    words = shlex.split(run.split("&&")[0])
+    assert words[:2] == ["pip", "install"] and words[-4:] == [
+        "-c",
+        "constraints.txt",
+        "-e",
+        ".[cuda]",
+    ]
+    assert "vllm.__version__ == '0.29.0'" in run and "ray.__version__ == '2.60.0'" in run
+
+
 # -- locked down: pods, secrets, network -----------------------------------------------------
 
 
