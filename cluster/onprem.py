@@ -1,7 +1,7 @@
 """The bare-metal cluster and the Kubernetes Serve config, generated from what is committed: the
 Ray cluster-launcher config ``cluster/onprem.yaml`` and the manual commands of
 ``docs/onprem.md`` from the ``onprem`` fleet of ``cluster/inventory.yaml`` (both built from the
-commands in cluster/fleet.py), and ``k8s/rayservice.yaml``'s ``serveConfigV2`` from
+commands in cluster/fleet.py), and ``k8s/base/rayservice.yaml``'s ``serveConfigV2`` from
 ``serve/config.yaml``. Tests fail when a generated file is stale.
 
     python -m cluster render-onprem [--fleet onprem] [--out cluster/onprem.yaml] [--check]
@@ -9,7 +9,7 @@ commands in cluster/fleet.py), and ``k8s/rayservice.yaml``'s ``serveConfigV2`` f
     python -m cluster.onprem start-command --node h100-01 # one node's exact `ray start`
     python -m cluster.onprem node-start --fleet onprem    # what every worker runs under `ray up`
     python -m cluster.onprem serve-config --target onprem # serve/config.yaml for the fleet
-    python -m cluster.onprem k8s-serve [--check]          # refresh k8s/rayservice.yaml
+    python -m cluster.onprem k8s-serve [--check]          # refresh k8s/base/rayservice.yaml
     python -m cluster.onprem docs [--check]               # refresh docs/onprem.md's commands
     python -m cluster.onprem serve-8b [--check]           # serve/configs/llama3_8b_*.yaml
     python -m cluster.onprem wait-models                  # until serve/config.yaml's models exist
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     sc = sub.add_parser("serve-config", help="print serve/config.yaml adjusted for a target")
     sc.add_argument("--target", choices=["onprem", "k8s"], default="onprem")
     sc.add_argument("--fleet", default="onprem")
-    k8s = sub.add_parser("k8s-serve", help="refresh serveConfigV2 in k8s/rayservice.yaml")
+    k8s = sub.add_parser("k8s-serve", help="refresh serveConfigV2 in k8s/base/rayservice.yaml")
     k8s.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     s8b = sub.add_parser("serve-8b", help="write the 8B Serve configs for the fleet's GPU types")
     s8b.add_argument("--fleet", default="onprem")

@@ -1,5 +1,5 @@
 """``serve/config.yaml`` adjusted for the bare-metal fleet and for Kubernetes (the generated
-``serveConfigV2`` of ``k8s/rayservice.yaml``), the 8B model's Serve configs sized for each GPU
+``serveConfigV2`` of ``k8s/base/rayservice.yaml``), the 8B model's Serve configs sized for each GPU
 type of the inventory, and the wait for the models a Serve config needs. Tests fail when a
 generated file is stale.
 
@@ -34,7 +34,7 @@ from cluster.llm import placement
 
 REPO = Path(__file__).resolve().parents[1]
 SERVE_CONFIG = REPO / "serve" / "config.yaml"
-RAYSERVICE = REPO / "k8s" / "rayservice.yaml"
+RAYSERVICE = REPO / "k8s" / "base" / "rayservice.yaml"
 GPUS_8B = ("H100", "L40S")  # the GPU types of the example fleet that serve the 8B model
 
 
@@ -73,7 +73,7 @@ K8S_SERVE_HEADER = """\
 
 
 def k8s_serve_config_v2(path: Path = SERVE_CONFIG) -> str:
-    """The ``serveConfigV2`` string of ``k8s/rayservice.yaml``."""
+    """The ``serveConfigV2`` string of ``k8s/base/rayservice.yaml``."""
     config = serve_config(yaml.safe_load(path.read_text()), "k8s")
     return K8S_SERVE_HEADER + yaml.safe_dump(config, sort_keys=False, width=96)
 
