@@ -58,16 +58,18 @@ def replica_niceness() -> int:
 
 
 def start_vllm(
-    model: str, port: int, log: Path, source: str | None = None
+    model: str, port: int, log: Path, source: str | None = None, config: Path | None = None
 ) -> tuple[subprocess.Popen, float]:
-    """vLLM's own OpenAI server for ``model`` as serve/config.yaml configures it (from
-    ``source``, a store name or folder, when the app was deployed with ``--model ID=SOURCE``)."""
+    """vLLM's own OpenAI server for ``model`` as the Serve config (default serve/config.yaml)
+    configures it (from ``source``, a store name or folder, when the app was deployed with
+    ``--model ID=SOURCE``)."""
     from serve.app import llm_config
 
-    args = yaml.safe_load((REPO / "serve" / "config.yaml").read_text())["applications"][0]
-    raw = next(
-        c for c in args["args"]["llm_configs"] if c["model_loading_config"]["model_id"] == model
-    )
+    path = config or REPO / "serve" / "config.yaml"
+    args = yaml.safe_load(path.read_text())["applications"][0]
+    llms = args["args"]["llm_configs"]
+    # The app may serve the config's first model under another id (`--model ID=SOURCE`).
+    raw = next((c for c in llms if c["model_loading_config"]["model_id"] == model), llms[0])
     if source:
         raw = {**raw, "model_loading_config": {"model_id": model, "model_source": source}}
     cfg, _ = llm_config(raw)
@@ -140,15 +142,22 @@ def main() -> int:
     p.add_argument("--vllm-port", type=int, default=8100)
     p.add_argument("--prompts", default="data/support_chat/valid.jsonl")
     p.add_argument("--target", action="append", default=[], metavar="NAME=URL")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="the Serve config the app was deployed from (default serve/config.yaml); vLLM's "
+        "server gets the same engine arguments",
+    )
+    p.add_argument("--out", type=Path, default=REPO / "reports" / "benchmarks")
     a = p.parse_args()
     from jobs.bench.load import load_prompts, run_level
 
     key = os.environ.get("ONPREM_API_KEY", "")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     prompts = load_prompts(REPO / a.prompts)
-    out = REPO / "reports" / "benchmarks"
+    out = a.out
     out.mkdir(parents=True, exist_ok=True)
-    proc, start_s = start_vllm(a.model, a.vllm_port, out / "vllm_server.log", a.source)
+    proc, start_s = start_vllm(a.model, a.vllm_port, out / "vllm_server.log", a.source, a.config)
     targets = {
         "serve": a.serve_url,
         "vllm": f"http://127.0.0.1:{a.vllm_port}/v1",

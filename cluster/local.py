@@ -30,6 +30,7 @@ import psutil
 
 from cluster import paths
 from cluster.accelerators import local_gpus
+from cluster.address import ClusterAddress
 
 
 class ClusterError(RuntimeError):
@@ -147,11 +148,15 @@ class LocalCluster:
             return {}
         return {"Authorization": f"Bearer {self.token_path.read_text().strip()}"}
 
+    def address(self) -> ClusterAddress:
+        """This cluster as the operators' tools reach it (cluster/address.py)."""
+        return ClusterAddress(
+            self.dashboard_url, self.token_path, None, "the local cluster", self.gcs_port
+        )
+
     def job_client(self) -> Any:
         """A ``JobSubmissionClient`` for this cluster, sending its token."""
-        from ray.job_submission import JobSubmissionClient
-
-        return JobSubmissionClient(self.dashboard_url, headers=self.auth_headers())
+        return self.address().job_client()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def ensure_token(self) -> Path:

@@ -1,7 +1,7 @@
 """What every worker of the bare-metal fleet runs under ``ray up`` (``python -m cluster.onprem
 node-start``): find this node in the inventory by its own addresses, check the inventory against
 ``nvidia-smi`` (the inventory is what the cost report bills, so a mismatch stops the node rather
-than skewing the bill), then run the explicit ``ray start`` of ``onprem.ray_start_args``.
+than skewing the bill), then run the explicit ``ray start`` of ``fleet.ray_start_args``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from cluster.accelerators import gpu_model_from_name
 from cluster.config import ConfigError, Problem
+from cluster.fleet import OnpremSettings, node_env, ray_start_args
 from cluster.inventory import DEFAULT_PATH as INVENTORY
 from cluster.inventory import Inventory, Node, load_inventory
-from cluster.onprem import OnpremSettings, node_env, ray_start_args
 
 
 def gpu_problems(node: Node, smi_names: list[str] | None) -> list[Problem]:
@@ -77,4 +77,4 @@ def node_start(fleet: str, settings: OnpremSettings, dry_run: bool = False) -> i
     print(shlex.join(args), flush=True)
     if dry_run:
         return 0
-    return subprocess.run(args, env={**os.environ, **node_env(node, settings)}).returncode
+    return subprocess.run(args, env={**os.environ, **node_env(inv, node, settings)}).returncode

@@ -1,192 +1,59 @@
 """The bare-metal cluster and the Kubernetes Serve config, generated from what is committed: the
-Ray cluster-launcher config ``cluster/onprem.yaml`` from the ``onprem`` fleet of
-``cluster/inventory.yaml``, and ``k8s/rayservice.yaml``'s ``serveConfigV2`` from
-``serve/config.yaml``. Tests fail when either generated file is stale.
+Ray cluster-launcher config ``cluster/onprem.yaml`` and the manual commands of
+``docs/onprem.md`` from the ``onprem`` fleet of ``cluster/inventory.yaml`` (both built from the
+commands in cluster/fleet.py), and ``k8s/base/rayservice.yaml``'s ``serveConfigV2`` from
+``serve/config.yaml``. Tests fail when a generated file is stale.
 
     python -m cluster render-onprem [--fleet onprem] [--out cluster/onprem.yaml] [--check]
     ray up cluster/onprem.yaml                            # from the repo root (docs/onprem.md)
     python -m cluster.onprem start-command --node h100-01 # one node's exact `ray start`
     python -m cluster.onprem node-start --fleet onprem    # what every worker runs under `ray up`
     python -m cluster.onprem serve-config --target onprem # serve/config.yaml for the fleet
-    python -m cluster.onprem k8s-serve [--check]          # refresh k8s/rayservice.yaml
+    python -m cluster.onprem k8s-serve [--check]          # refresh k8s/base/rayservice.yaml
+    python -m cluster.onprem docs [--check]               # refresh docs/onprem.md's commands
+    python -m cluster.onprem serve-8b [--check]           # serve/configs/llama3_8b_*.yaml
+    python -m cluster.onprem wait-models                  # until serve/config.yaml's models exist
 
 The local provider runs one worker start command on every worker, but the workers differ
 (8xH100, 4xL40S). So each worker runs ``node-start``: it finds itself in the inventory by its
 own addresses, checks the inventory against ``nvidia-smi`` (model and count; the inventory is
 what the cost report bills, so a mismatch stops the node instead of skewing the bill) and runs
-the explicit ``ray start`` that :func:`ray_start_args` builds, the same one the docs print.
+the explicit ``ray start`` that ``fleet.ray_start_args`` builds, the same one the docs print.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import json
+import re
 import shlex
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cluster.config import ConfigError, Problem
+from cluster.config import ConfigError
+from cluster.fleet import (
+    PROJECT_DIR,
+    PROJECT_FILES,
+    OnpremSettings,
+    exports,
+    fleet_problems,
+    head_setup_commands,
+    install_command,
+    mount_check,
+    node_env,
+    ray_start_args,
+    source_secrets,
+    workstation_commands,
+)
 from cluster.inventory import DEFAULT_PATH as INVENTORY
 from cluster.inventory import Inventory, Node, load_inventory
 
 REPO = Path(__file__).resolve().parents[1]
 ONPREM_YAML = Path(__file__).with_name("onprem.yaml")
-PROJECT_DIR = "~/onprem-llm"  # where file_mounts puts the code on every node
-# What a node needs of the repo (k8s/Dockerfile copies the same). Not "." as a whole: `ray up`
-# hashes every file it syncs, and .venv/ and models/ are gigabytes.
-PROJECT_FILES = (
-    "pyproject.toml",
-    "constraints.txt",
-    "README.md",
-    "cluster",
-    "jobs",
-    "serve",
-    "data",
-)
-
-
-@dataclass(frozen=True)
-class Ports:
-    """Every port Ray opens, pinned so the firewall can name them (Ray picks some at random)."""
-
-    gcs: int = 6379
-    dashboard: int = 8265  # dashboard + Jobs API
-    client: int = 10001  # Ray client server
-    agent_http: int = 52365
-    agent_grpc: int = 8078
-    runtime_env_agent: int = 8079
-    object_manager: int = 8076
-    node_manager: int = 8077
-    metrics: int = 8080
-    min_worker: int = 10002
-    max_worker: int = 19999
-    serve_http: int = 8000
-
-
-@dataclass(frozen=True)
-class OnpremSettings:
-    """What the inventory does not say: the shared mount, the ssh login, the ports."""
-
-    root: str = "/mnt/onprem"  # NFS mount on every node: models/, runs/, reports/, .cluster/
-    ssh_user: str = "ray"
-    ssh_private_key: str = "~/.ssh/onprem_ray"
-    python: str = "python3.11"
-    ports: Ports = field(default_factory=Ports)
-
-    @property
-    def token_path(self) -> str:
-        return f"{self.root}/.cluster/auth_token"
-
-    @property
-    def api_key_path(self) -> str:
-        """The Serve API key, made with the token; every node exports it as ONPREM_API_KEY."""
-        return f"{self.root}/.cluster/api_key"
-
-    @property
-    def secrets_env(self) -> str:
-        """Optional KEY=VALUE file (mode 600): ONPREM_API_KEY, HF_TOKEN, ONPREM_LEDGER_URL, ..."""
-        return f"{self.root}/.cluster/secrets.env"
-
-
-# -- the fleet and each node's `ray start` ---------------------------------------------------
-
-
-def fleet_problems(inv: Inventory) -> list[Problem]:
-    """A multi-node fleet needs distinct private, non-loopback addresses."""
-    out = []
-    for i, node in enumerate(inv.nodes):
-        try:
-            ip = ipaddress.ip_address(node.address)
-        except ValueError:
-            out.append(Problem(f"nodes.{i}.address", node.address, "is not an IP address"))
-            continue
-        if not ip.is_private or ip.is_loopback or ip.is_unspecified or ip.is_link_local:
-            out.append(
-                Problem(
-                    f"nodes.{i}.address",
-                    node.address,
-                    "is not a private, routable address",
-                    "give the node's private-network IP (the laptop fleet runs `cluster up`)",
-                )
-            )
-    seen = [n.address for n in inv.nodes]
-    dupes = sorted({a for a in seen if seen.count(a) > 1})
-    if dupes:
-        out.append(Problem("address", dupes, "several nodes share an address", "fix the IPs"))
-    return out
-
-
-def node_env(node: Node, settings: OnpremSettings) -> dict[str, str]:
-    """Environment of the node's Ray processes (jobs, actors and replicas inherit it)."""
-    return {
-        "ONPREM_ROOT": settings.root,
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": settings.token_path,
-        # PyTorch spin-waits its OpenMP threads by default: slow steps when processes share cores.
-        "OMP_WAIT_POLICY": "PASSIVE",
-        "ONPREM_ACCELERATOR_TYPE": node.accelerator_type,
-        # Several nodes write the ledger: SQLite is refused, Postgres is the default here.
-        "ONPREM_MULTI_NODE": "1",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-
-
-def ray_start_args(inv: Inventory, node: Node, settings: OnpremSettings) -> list[str]:
-    """The exact ``ray start`` for one node: its address, CPUs, GPUs, accelerator type, labels."""
-    p = settings.ports
-    head = inv.head
-    args = ["ray", "start"]
-    if node is head:
-        args += [
-            "--head",
-            f"--port={p.gcs}",
-            "--include-dashboard=true",
-            f"--dashboard-host={head.address}",
-            f"--dashboard-port={p.dashboard}",
-            f"--ray-client-server-port={p.client}",
-        ]
-    else:
-        args.append(f"--address={head.address}:{p.gcs}")
-    args += [
-        f"--node-ip-address={node.address}",
-        f"--object-manager-port={p.object_manager}",
-        f"--node-manager-port={p.node_manager}",
-        f"--dashboard-agent-listen-port={p.agent_http}",
-        f"--dashboard-agent-grpc-port={p.agent_grpc}",
-        f"--runtime-env-agent-port={p.runtime_env_agent}",
-        f"--metrics-export-port={p.metrics}",
-        f"--min-worker-port={p.min_worker}",
-        f"--max-worker-port={p.max_worker}",
-        f"--num-cpus={node.cpus}",
-        f"--num-gpus={node.gpu_count}",
-    ]
-    if node.gpu:
-        # Ray's own name for the resource that `accelerator_type="H100"` requests.
-        args.append("--resources=" + json.dumps({f"accelerator_type:{node.gpu.model}": 1}))
-    args += [
-        f"--labels=onprem/node={node.name},onprem/accelerator={node.accelerator_type}",
-        "--disable-usage-stats",
-    ]
-    return args
-
-
-def _exports(env: dict[str, str]) -> str:
-    return "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-
-
-def _source_secrets(settings: OnpremSettings) -> str:
-    path, key = settings.secrets_env, settings.api_key_path
-    return (
-        f"if [ -f {path} ]; then set -a && . {path} && set +a; fi"
-        f' && if [ -z "${{ONPREM_API_KEY:-}}" ] && [ -f {key} ]; then'
-        f' export ONPREM_API_KEY="$(cat {key})"; fi'
-    )
+ONPREM_DOCS = REPO / "docs" / "onprem.md"
+__all__ = ["PROJECT_FILES", "OnpremSettings", "node_env", "ray_start_args", "render_onprem"]
 
 
 def render_onprem(inv: Inventory, settings: OnpremSettings | None = None) -> dict[str, Any]:
@@ -202,7 +69,6 @@ def render_onprem(inv: Inventory, settings: OnpremSettings | None = None) -> dic
         f"{bin_}/ray {shlex.join(ray_start_args(inv, head, settings)[1:])}"
         " --autoscaling-config=~/ray_bootstrap_config.yaml"
     )
-    root = settings.root
     return {
         "cluster_name": f"onprem-llm-{inv.fleet}",
         "provider": {
@@ -215,35 +81,19 @@ def render_onprem(inv: Inventory, settings: OnpremSettings | None = None) -> dic
         "max_workers": len(workers),
         "file_mounts": {f"{PROJECT_DIR}/{name}": f"./{name}" for name in PROJECT_FILES},
         "rsync_exclude": ["__pycache__", "*.pyc"],
-        "setup_commands": [
-            f"mountpoint -q {root} || (echo 'mount the shared NFS export at {root} first' >&2"
-            " && exit 1)",
-            f"cd {PROJECT_DIR} && (test -x .venv/bin/python || {settings.python} -m venv .venv)"
-            " && .venv/bin/pip install -q -c constraints.txt -e .",
-        ],
-        "head_setup_commands": [
-            f"mkdir -p {root}/models {root}/runs {root}/reports"
-            f" && (umask 077 && mkdir -p {root}/.cluster)",
-            # One token for the whole cluster, on the shared mount, readable by the Ray user only.
-            f"test -s {settings.token_path} || (umask 077 && {bin_}/python -c"
-            f" 'import secrets; print(secrets.token_hex(32))' > {settings.token_path})",
-            f"chmod 600 {settings.token_path}",
-            # The Serve API key likewise: Serve refuses a non-loopback bind without one.
-            f"test -s {settings.api_key_path} || (umask 077 && {bin_}/python -c"
-            f" 'import secrets; print(secrets.token_hex(32))' > {settings.api_key_path})",
-            f"chmod 600 {settings.api_key_path}",
-        ],
+        "setup_commands": [mount_check(settings), install_command(settings)],
+        "head_setup_commands": head_setup_commands(settings),
         "worker_setup_commands": [],
         "head_start_ray_commands": [
             f"{bin_}/ray stop",
             " && ".join(
-                [_source_secrets(settings), _exports(node_env(head, settings)), head_start]
+                [source_secrets(settings), exports(node_env(inv, head, settings)), head_start]
             ),
         ],
         "worker_start_ray_commands": [
             f"{bin_}/ray stop",
-            f"{_source_secrets(settings)} && cd {PROJECT_DIR} && {bin_}/python -m cluster.onprem"
-            f" node-start --fleet {inv.fleet} --root {root}",
+            f"{source_secrets(settings)} && cd {PROJECT_DIR} && {bin_}/python -m cluster.onprem"
+            f" node-start --fleet {inv.fleet} --root {settings.root}",
         ],
     }
 
@@ -306,16 +156,58 @@ def _wrap(words: list[str], width: int = 92) -> str:
 
 def manual_commands(inv: Inventory, node: Node, settings: OnpremSettings) -> str:
     """What to type on one node to start it by hand, as the launcher would (docs/onprem.md)."""
-    env = node_env(node, settings)
     return "\n".join(
         [
             f"# {node.name} ({node.address}), in {PROJECT_DIR} with its .venv activated",
-            _source_secrets(settings),
-            "export " + " \\\n    ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+            source_secrets(settings),
+            exports(node_env(inv, node, settings), sep=" \\\n    "),
             "ray stop",
             _wrap(ray_start_args(inv, node, settings)),
         ]
     )
+
+
+def manual_blocks(inv: Inventory, settings: OnpremSettings | None = None) -> dict[str, str]:
+    """The bash blocks of docs/onprem.md that start a fleet by hand and reach it, each built from
+    the same functions as ``cluster/onprem.yaml``: name -> the block's lines."""
+    settings = settings or OnpremSettings()
+    return {
+        "install": "\n".join(
+            [
+                mount_check(settings),
+                install_command(settings),
+                f"source {PROJECT_DIR}/.venv/bin/activate",
+            ]
+        ),
+        "head-setup": "\n".join(head_setup_commands(settings)),
+        "start": "\n".join(manual_commands(inv, node, settings) for node in inv.nodes),
+        "workstation": "\n".join(workstation_commands(inv, settings)),
+    }
+
+
+_BLOCK = re.compile(
+    r"(<!-- generated: python -m cluster\.onprem docs \((?P<name>[\w-]+)\) -->\n```bash\n)"
+    r"(?P<body>.*?)(?=```\n<!-- end generated -->)",
+    re.S,
+)
+
+
+def render_docs(text: str, inv: Inventory, settings: OnpremSettings | None = None) -> str:
+    """``text`` (docs/onprem.md) with every generated block rewritten; every block must appear."""
+    blocks = manual_blocks(inv, settings)
+    found = [m.group("name") for m in _BLOCK.finditer(text)]
+    if sorted(found) != sorted(blocks):
+        raise ValueError(f"docs/onprem.md has generated blocks {found}, expected {list(blocks)}")
+    return _BLOCK.sub(lambda m: m.group(1) + blocks[m.group("name")] + "\n", text)
+
+
+def write_docs(path: Path = ONPREM_DOCS, fleet: str = "onprem", check: bool = False) -> bool:
+    """Rewrite (or with ``check`` only compare) the generated blocks; True when up to date."""
+    current = path.read_text()
+    text = render_docs(current, load_inventory(INVENTORY, fleet=fleet))
+    if not check and text != current:
+        path.write_text(text)
+    return text == current
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -343,13 +235,37 @@ def main(argv: list[str] | None = None) -> int:
     sc = sub.add_parser("serve-config", help="print serve/config.yaml adjusted for a target")
     sc.add_argument("--target", choices=["onprem", "k8s"], default="onprem")
     sc.add_argument("--fleet", default="onprem")
-    k8s = sub.add_parser("k8s-serve", help="refresh serveConfigV2 in k8s/rayservice.yaml")
+    k8s = sub.add_parser("k8s-serve", help="refresh serveConfigV2 in k8s/base/rayservice.yaml")
     k8s.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    s8b = sub.add_parser("serve-8b", help="write the 8B Serve configs for the fleet's GPU types")
+    s8b.add_argument("--fleet", default="onprem")
+    s8b.add_argument("--check", action="store_true", help="exit 1 if a file is stale")
+    wait = sub.add_parser("wait-models", help="wait until a Serve config's models are stored")
+    wait.add_argument("--config", type=Path, default=REPO / "serve" / "config.yaml")
+    wait.add_argument("--timeout", type=float, help="seconds (default: wait for ever)")
+    docs = sub.add_parser("docs", help="refresh the manual commands in docs/onprem.md")
+    docs.add_argument("--fleet", default="onprem")
+    docs.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     args = parser.parse_args(argv)
     try:
-        if args.cmd in ("render-onprem", "k8s-serve"):
+        if args.cmd == "wait-models":
+            from cluster.serve_configs import wait_for_models
+
+            missing = wait_for_models(yaml.safe_load(args.config.read_text()), args.timeout)
+            print("\n".join(missing) or f"every model of {args.config} is in the store")
+            return 1 if missing else 0
+        if args.cmd in ("render-onprem", "k8s-serve", "docs", "serve-8b"):
             if args.cmd == "render-onprem":
                 path, fresh = args.out, write_onprem(args.out, args.fleet, check=args.check)
+            elif args.cmd == "docs":
+                path, fresh = ONPREM_DOCS, write_docs(fleet=args.fleet, check=args.check)
+            elif args.cmd == "serve-8b":
+                from cluster.serve_configs import write_serve_8b
+
+                path, fresh = (
+                    "serve/configs/llama3_8b_*.yaml",
+                    write_serve_8b(args.fleet, args.check),
+                )
             else:
                 from cluster.serve_configs import RAYSERVICE, write_rayservice
 

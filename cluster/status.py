@@ -1,7 +1,9 @@
-"""What ``python -m cluster status`` prints: nodes, resource use, recent jobs, Serve apps.
+"""What ``python -m cluster status [--address URL]`` prints: nodes, resource use, recent jobs,
+Serve apps.
 
 Everything is read over the dashboard's HTTP API with the cluster's token, so it works from any
-machine that can reach the dashboard and never joins the cluster as a driver.
+machine that can reach the dashboard (the local cluster, a fleet's head, a port-forwarded
+KubeRay head; cluster/address.py) and never joins the cluster as a driver.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import json
 import urllib.request
 from typing import Any
 
+from cluster.address import ClusterAddress, Dashboard
 from cluster.ledger import Ledger
 from cluster.local import LocalCluster
 
 
-def dashboard_get(cluster: LocalCluster, path: str, timeout: float = 30.0) -> Any:
+def dashboard_get(cluster: Dashboard, path: str, timeout: float = 30.0) -> Any:
     req = urllib.request.Request(cluster.dashboard_url + path, headers=cluster.auth_headers())
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
@@ -34,16 +37,14 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join("  " + line for line in lines)
 
 
-def render_status(cluster: LocalCluster) -> str:
-    if not cluster.is_up():
-        return (
-            f"cluster: down (no Ray head answers at {cluster.dashboard_url}). "
-            "Start it with: python -m cluster up"
-        )
-    out = [
-        f"cluster: up, dashboard and Jobs API at {cluster.dashboard_url}, "
-        f"GCS port {cluster.gcs_port}, token auth on"
-    ]
+def render_status(cluster: ClusterAddress | LocalCluster) -> str:
+    if isinstance(cluster, LocalCluster):
+        cluster = cluster.address()
+    problem = cluster.problem()
+    if problem:
+        return f"cluster: down or unreachable: {problem}"
+    gcs = f"GCS port {cluster.gcs_port}, " if cluster.gcs_port else ""
+    out = [f"cluster: up, dashboard and Jobs API at {cluster.dashboard_url}, {gcs}token auth on"]
     nodes = dashboard_get(cluster, "/api/v0/nodes?detail=1&limit=100")["data"]["result"]["result"]
     rows = []
     for n in nodes:

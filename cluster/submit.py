@@ -1,5 +1,6 @@
-"""Run a job through the real ``ray job submit`` CLI against the local cluster, with the auth
-token, a readable submission id and the metadata the usage ledger reads.
+"""Run a job through the real ``ray job submit`` CLI against a cluster (the local one, or a
+fleet's head: cluster/address.py), with the auth token, a readable submission id, the metadata
+the usage ledger reads and the upload excludes that keep secrets on this machine.
 
     from cluster.submit import submit
     result = submit(cluster, ["python", "-m", "jobs.pull_model", "--config", "..."],
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.local import LocalCluster
+from cluster.address import Dashboard
 
 # Never uploaded with a job's working directory, whatever .gitignore says (Ray reads it only
 # when RAY_RUNTIME_ENV_IGNORE_GITIGNORE is unset): the cluster's token and keys, env files,
@@ -57,7 +58,7 @@ class Submitted:
 
 
 def submit_command(
-    cluster: LocalCluster,
+    cluster: Dashboard,
     entrypoint: Sequence[str],
     *,
     submission_id: str,
@@ -93,7 +94,7 @@ def submit_command(
 
 
 def submit(
-    cluster: LocalCluster,
+    cluster: Dashboard,
     entrypoint: Sequence[str],
     *,
     kind: str,
@@ -152,7 +153,7 @@ def _text(out: str | bytes | None) -> str:
 
 
 def _timed_out(
-    cluster: LocalCluster, env: dict[str, str], sid: str, timeout_s: float | None, output: str
+    cluster: Dashboard, env: dict[str, str], sid: str, timeout_s: float | None, output: str
 ) -> TimeoutError:
     """Stop the job on the cluster (a client timeout alone leaves it running, holding its
     CPUs/GPUs) and say so, with the end of what it printed."""

@@ -37,9 +37,10 @@ class ReplicaWatcher:
     Serve LLM names it ``LLMServer:<model id>``; an adapter is served by its base's)."""
 
     def __init__(self, app: str, model: str):
-        from cluster.local import LocalCluster
+        from cluster.address import resolve
 
-        self.cluster, self.app = LocalCluster.from_env(), app
+        # RAY_API_SERVER_ADDRESS names the dashboard on every node the platform starts.
+        self.cluster, self.app = resolve(), app
         self.deployment = "LLMServer:" + model.split(":", 1)[0]
         self.timeline: list[dict[str, Any]] = []
         self._stop = threading.Event()

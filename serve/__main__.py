@@ -5,9 +5,12 @@ optionally with another port, other models or adapters, and wait until it runs.
     python -m serve deploy --model smollm2-135m-instruct=smollm2-135m-instruct \
         --adapter masterclass=runs/masterclass/adapter       # served as ...-instruct:masterclass
     python -m serve undeploy
+    python -m serve deploy --address http://10.10.0.10:8265 --config /tmp/serve-onprem.yaml
 
 Ray's own ``serve deploy serve/config.yaml`` deploys the file unchanged; this command is the
-same REST call with overrides, so no YAML needs editing for a one-off adapter.
+same REST call with overrides, so no YAML needs editing for a one-off adapter. Without
+``--address`` it deploys to RAY_API_SERVER_ADDRESS, else to the local cluster; the token comes
+from RAY_AUTH_TOKEN_PATH (cluster/address.py).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from urllib.parse import urlsplit
 
-from cluster.local import ClusterError, LocalCluster
+from cluster.address import ADDRESS_HELP, resolve
+from cluster.local import ClusterError
 from serve.deploy import CONFIG, deploy, load_config, undeploy, wait_running, with_overrides
 
 
@@ -52,10 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         "config's adapters)",
     )
     d.add_argument("--timeout", type=float, default=600)
-    sub.add_parser("undeploy", help="delete every Serve app on the cluster")
+    d.add_argument("--address", help=ADDRESS_HELP)
+    u = sub.add_parser("undeploy", help="delete every Serve app on the cluster")
+    u.add_argument("--address", help=ADDRESS_HELP)
     a = p.parse_args(argv)
-    cluster = LocalCluster.from_env()
     try:
+        cluster = resolve(a.address)
+        problem = cluster.problem()
+        if problem:
+            raise ClusterError(problem)
         if a.cmd == "undeploy":
             undeploy(cluster)
             print("Serve apps deleted")
@@ -80,13 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     port = cfg.get("http_options", {}).get("port", 8000)
+    host = urlsplit(cluster.dashboard_url).hostname  # Serve's proxy runs on the head
     models = [
         f"{mid}{':' + name if name else ''}"
         for c in app["args"]["llm_configs"]
         for mid in [c["model_loading_config"]["model_id"]]
         for name in ["", *(c.get("adapters") or {})]
     ]
-    print(f"app {app['name']} running: http://127.0.0.1:{port}/v1 serving {', '.join(models)}")
+    print(f"app {app['name']} running: http://{host}:{port}/v1 serving {', '.join(models)}")
     return 0
 
 

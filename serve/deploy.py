@@ -1,5 +1,6 @@
 """Deploy ``serve/config.yaml`` (optionally with overrides) through the dashboard's REST API,
-the same call ``serve deploy`` makes, and read the running apps back."""
+the same call ``serve deploy`` makes, and read the running apps back; on any cluster whose
+dashboard answers (the local one, a fleet's head: cluster/address.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from cluster.local import LocalCluster
+from cluster.address import Dashboard
 
 CONFIG = Path(__file__).with_name("config.yaml")
 
@@ -71,17 +72,17 @@ def with_overrides(
     return out
 
 
-def client(cluster: LocalCluster) -> Any:
+def client(cluster: Dashboard) -> Any:
     from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
     return ServeSubmissionClient(cluster.dashboard_url, headers=cluster.auth_headers())
 
 
-def details(cluster: LocalCluster) -> dict[str, Any]:
+def details(cluster: Dashboard) -> dict[str, Any]:
     return client(cluster).get_serve_details()
 
 
-def deploy(cluster: LocalCluster, config: dict[str, Any]) -> None:
+def deploy(cluster: Dashboard, config: dict[str, Any]) -> None:
     from ray.serve.schema import ServeDeploySchema
 
     ServeDeploySchema.model_validate(config)  # fail here, with field names, not in the cluster
@@ -89,7 +90,7 @@ def deploy(cluster: LocalCluster, config: dict[str, Any]) -> None:
 
 
 def wait_running(
-    cluster: LocalCluster,
+    cluster: Dashboard,
     app: str = "llm",
     timeout_s: float = 300.0,
     replicas: int | None = None,
@@ -128,7 +129,7 @@ def running_replicas(app: dict[str, Any], model: str | None = None) -> int:
     )
 
 
-def deployed_config(cluster: LocalCluster) -> dict[str, Any]:
+def deployed_config(cluster: Dashboard) -> dict[str, Any]:
     """The full config currently deployed (every app), ready to modify and deploy again."""
     d = details(cluster)
     apps = [
@@ -143,7 +144,7 @@ def deployed_config(cluster: LocalCluster) -> dict[str, Any]:
     return out
 
 
-def undeploy(cluster: LocalCluster, timeout_s: float = 120.0) -> None:
+def undeploy(cluster: Dashboard, timeout_s: float = 120.0) -> None:
     """Delete every app and wait until Serve has shut down (a deploy sent while its
     controller is still exiting would be lost)."""
     client(cluster).delete_applications()

@@ -2,6 +2,10 @@
 
     python -m serve.scale --model smollm2-support --min 1 --max 4   # autoscaling bounds
     python -m serve.scale --model smollm2-support --replicas 2      # a fixed number
+    python -m serve.scale --address http://10.10.0.10:8265 --model smollm2-support --replicas 2
+
+Without ``--address`` it scales the app on RAY_API_SERVER_ADDRESS, else on the local cluster;
+the token comes from RAY_AUTH_TOKEN_PATH (cluster/address.py).
 
 The change goes into the running config as an override of the model's deployment
 (``deployments: [{name: LLMServer:<model>, ...}]``, Ray Serve's own mechanism), which Serve
@@ -21,7 +25,8 @@ import difflib
 import sys
 from typing import Any
 
-from cluster.local import ClusterError, LocalCluster
+from cluster.address import ADDRESS_HELP, AddressError, resolve
+from cluster.local import ClusterError
 from serve.deploy import deploy, deployed_config, wait_running
 
 
@@ -86,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--app", default="llm")
     p.add_argument("--model", help="the model id to scale (needed when the app serves several)")
     p.add_argument("--wait", action="store_true", help="wait until the new count is running")
+    p.add_argument("--address", help=ADDRESS_HELP)
     a = p.parse_args(argv)
     if a.replicas is None and a.min_replicas is None and a.max_replicas is None:
         p.error("give --replicas N, or --min and/or --max")
@@ -95,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         v = getattr(a, name)
         if v is not None and v < 0:
             p.error(f"--{name.replace('_replicas', '')} must be >= 0 (got {v})")
-    cluster = LocalCluster.from_env()
     try:
+        cluster = resolve(a.address)
+        problem = cluster.problem()
+        if problem:
+            raise ClusterError(problem)
         config, model = scaled(
             deployed_config(cluster),
             a.app,
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         deploy(cluster, config)
         if a.wait:
             wait_running(cluster, a.app, replicas=a.replicas, model=model)
-    except (ValueError, ClusterError) as exc:
+    except (ValueError, ClusterError, AddressError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     what = (

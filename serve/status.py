@@ -1,6 +1,8 @@
-"""``python -m serve.status``: apps, model deployments, replicas and their state, and each
-replica's engine figures: requests running and waiting, KV-cache use, time to first token and
-end-to-end latency.
+"""``python -m serve.status [--address URL] [--json] [--watch S]``: apps, model deployments,
+replicas and their state, and each replica's engine figures: requests running and waiting,
+KV-cache use, time to first token and end-to-end latency. On the local cluster, or on a fleet's
+head with ``--address http://10.10.0.10:8265`` (or RAY_API_SERVER_ADDRESS) and its token in
+RAY_AUTH_TOKEN_PATH (cluster/address.py).
 
 Replica states come from Serve (the dashboard's REST API); engine figures from vLLM's own
 metrics, which Ray exports in Prometheus format on every node (``log_engine_metrics``). The
@@ -18,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from cluster.local import LocalCluster
+from cluster.address import ADDRESS_HELP, AddressError, Dashboard, resolve
 from cluster.status import dashboard_get
 from serve.deploy import details
 
@@ -93,7 +95,7 @@ def engine_stats(text: str) -> dict[str, dict[str, Any]]:
     return dict(stats)
 
 
-def scrape(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
+def scrape(cluster: Dashboard) -> dict[str, dict[str, Any]]:
     """Engine figures of every replica on every alive node of the cluster."""
     nodes = dashboard_get(cluster, "/nodes?view=summary").get("data", {}).get("summary", [])
     out: dict[str, dict[str, Any]] = {}
@@ -109,7 +111,7 @@ def scrape(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
     return out
 
 
-def gather(cluster: LocalCluster) -> dict[str, Any]:
+def gather(cluster: Dashboard) -> dict[str, Any]:
     d = details(cluster)
     engines = scrape(cluster) if d.get("applications") else {}
     out: dict[str, Any] = {"apps": {}}
@@ -179,13 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m serve.status", description=__doc__)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS")
+    p.add_argument("--address", help=ADDRESS_HELP)
     a = p.parse_args(argv)
-    cluster = LocalCluster.from_env()
-    if not cluster.is_up():
-        print(
-            f"error: no cluster answers at {cluster.dashboard_url} (python -m cluster up)",
-            file=sys.stderr,
-        )
+    try:
+        cluster = resolve(a.address)
+    except AddressError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problem = cluster.problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     while True:
         state = gather(cluster)

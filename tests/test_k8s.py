@@ -14,6 +14,8 @@ import functools
 import json
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,8 @@ from tests.conftest import require
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "k8s"
 CRDS = Path(__file__).resolve().parents[2] / "shared" / "kuberay-crds"
-KUSTOMIZATIONS = [K8S / "kustomization.yaml", K8S / "jobs" / "kustomization.yaml"]
+KUSTOMIZATIONS = [K8S / "base" / "kustomization.yaml", K8S / "jobs" / "kustomization.yaml"]
+OVERLAYS = sorted(p.parent for p in (K8S / "overlays").rglob("kustomization.yaml"))
 NOT_IN_A_KUSTOMIZATION = {"kustomization.yaml", "secrets.example.yaml"}
 SCHEMA_FILES = {
     "RayCluster": "rayclusters.v1.schema.json",
@@ -313,6 +316,27 @@ def test_image_holds_what_the_cluster_launcher_syncs():
     assert copied == set(PROJECT_FILES)
 
 
+def test_image_is_built_on_rays_llm_image_and_installs_the_cuda_engine():
+    """The pods serve and evaluate with vLLM: the image installs the project's `cuda` extra
+    against the constraints (the set tests/test_install.py resolves), on a base image whose tag
+    is a build argument, and refuses to build with another Ray or vLLM."""
+    text = (K8S / "Dockerfile").read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+    assert args["RAY_IMAGE"] == "rayproject/ray-llm"
+    # Ray's tag format: {Ray version}-py{Python}-cu{CUDA}, Ray and Python as pyproject pins.
+    assert re.fullmatch(r"2\.60\.0-py311-cu\d{3}", args["RAY_TAG"]), args["RAY_TAG"]
+    assert re.search(r"^FROM \$\{RAY_IMAGE\}:\$\{RAY_TAG\}$", text, re.M)
+    run = re.search(r"^RUN (.*?)\n\n", text, re.M | re.S).group(1).replace("\\\n", " ")
+    words = shlex.split(run.split("&&")[0])
+    assert words[:2] == ["pip", "install"] and words[-4:] == [
+        "-c",
+        "constraints.txt",
+        "-e",
+        ".[cuda]",
+    ]
+    assert "vllm.__version__ == '0.29.0'" in run and "ray.__version__ == '2.60.0'" in run
+
+
 # -- locked down: pods, secrets, network -----------------------------------------------------
 
 
@@ -432,3 +456,162 @@ def test_pod_labels_match_what_the_policies_select():
         want = "serve" if doc["kind"] == "RayService" else "batch"
         for template in find(doc, "template"):
             assert template["metadata"]["labels"]["onprem/ray-cluster"] == want, where
+
+
+# -- overlays: the GPU type and the image ----------------------------------------------------
+
+
+def _containers(node: Any) -> list[dict[str, Any]]:
+    return [c for key in ("containers", "initContainers") for cs in find(node, key) for c in cs]
+
+
+def render(folder: Path) -> list[dict[str, Any]]:
+    """What `kubectl kustomize folder` gives, for what these kustomizations use: resources
+    (files and folders), JSON 6902 patches, `images:`, `namespace:`. The kubectl test below
+    holds this against kustomize itself where kubectl is installed."""
+    import jsonpatch
+
+    k = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    docs: list[dict[str, Any]] = []
+    for resource in k.get("resources", []):
+        path = folder / resource
+        if path.is_dir():
+            docs += render(path)
+        else:
+            docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    if "namespace" in k:
+        for doc in docs:
+            if doc["kind"] != "Namespace":
+                doc["metadata"]["namespace"] = k["namespace"]
+    for patch in k.get("patches", []):
+        target, ops = patch["target"], yaml.safe_load(patch["patch"])
+        for i, doc in enumerate(docs):
+            if doc["kind"] == target["kind"] and doc["metadata"]["name"] == target["name"]:
+                docs[i] = jsonpatch.apply_patch(doc, ops)
+    for image in k.get("images", []):
+        for container in (c for doc in docs for c in _containers(doc)):
+            name, _, tag = container["image"].partition(":")
+            if name == image["name"]:
+                container["image"] = f"{image.get('newName', name)}:{image.get('newTag', tag)}"
+    return docs
+
+
+def _serve_group(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    [service] = [d for d in docs if d["kind"] == "RayService"]
+    [group] = service["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    return group
+
+
+@pytest.mark.parametrize("folder", OVERLAYS, ids=lambda p: str(p.relative_to(K8S)))
+def test_overlays_validate_against_the_crds_and_serve_and_use_the_overlays_image(folder):
+    from ray.serve.schema import ServeDeploySchema
+
+    docs = render(folder)
+    k = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    [image] = k["images"]
+    want = f"{image['newName']}:{image['newTag']}"
+    ray_docs = [d for d in docs if d["kind"] in SCHEMA_FILES]
+    assert ray_docs
+    for doc in ray_docs:
+        assert schema_errors(doc) == [], doc["metadata"]["name"]
+        if doc["kind"] == "RayService":
+            ServeDeploySchema.model_validate(yaml.safe_load(doc["spec"]["serveConfigV2"]))
+    project = [c["image"] for d in docs for c in _containers(d) if "postgres" not in c["image"]]
+    assert project and set(project) == {want}
+
+
+@pytest.mark.parametrize("gpu", ["h100", "l40s"])
+def test_the_gpu_overlay_puts_the_serve_workers_on_that_gpu(gpu):
+    group = _serve_group(render(K8S / "overlays" / gpu))
+    model = {"h100": "H100", "l40s": "L40S"}[gpu]
+    spec = group["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    assert group["groupName"] == gpu and group["labels"]["onprem/accelerator"] == model
+    assert group["rayStartParams"]["resources"] == f"'{{\"accelerator_type:{model}\": 1}}'"
+    assert spec["nodeSelector"]["nvidia.com/gpu.product"].startswith(f"NVIDIA-{model}")
+    assert env["ONPREM_ACCELERATOR_TYPE"] == model
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    # Only the GPU type changes: the Serve config and the rest of the service are the base's.
+    base = render(K8S / "base")
+    [mine] = [d for d in render(K8S / "overlays" / gpu) if d["kind"] == "RayService"]
+    [theirs] = [d for d in base if d["kind"] == "RayService"]
+    assert mine["spec"]["serveConfigV2"] == theirs["spec"]["serveConfigV2"]
+
+
+def test_an_images_override_reaches_every_ray_pod(tmp_path):
+    """A copy of the overlay with another image: every Ray container (heads, workers, the wait
+    for models, RayJob submitters, the CronJob) takes it; Postgres keeps its own."""
+    overlay = tmp_path / "k8s" / "overlays" / "mine"
+    shutil.copytree(K8S, tmp_path / "k8s", dirs_exist_ok=True)
+    shutil.copytree(K8S / "overlays" / "h100", overlay)
+    k = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    k["images"][0].update(newName="registry.example.com/llm/onprem-llm", newTag="1.2.3")
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(k))
+    images = {c["image"] for d in render(overlay) for c in _containers(d)}
+    assert images == {"registry.example.com/llm/onprem-llm:1.2.3", "postgres:16.4"}
+
+
+def test_the_overlay_jobs_run_shipped_configs_on_their_gpu(monkeypatch):
+    monkeypatch.chdir(REPO)
+    for gpu, model in (("h100", "H100"), ("l40s", "L40S")):
+        docs = render(K8S / "overlays" / gpu / "jobs")
+        assert {d["metadata"]["labels"]["onprem/job"] for d in docs} == {
+            "pull",
+            "finetune",
+            "evaluate",
+            "cost-report",
+        }
+        for doc in docs:
+            assert schema_errors(doc) == [], doc["metadata"]["name"]
+            words = shlex.split(doc["spec"]["entrypoint"])
+            if words[2] in JOB_SCHEMAS:
+                load_config(JOB_SCHEMAS[words[2]], words[4], words[5:])
+        [tune] = [d for d in docs if d["metadata"]["name"] == "finetune"]
+        cfg = load_config(FinetuneConfig, *_config_and_overrides(tune["spec"]["entrypoint"]))
+        node = next(n for n in load_inventory(fleet="onprem").nodes if n.accelerator_type == model)
+        assert cfg.scaling.accelerator_type == model
+        assert cfg.scaling.num_workers == node.gpu.count  # one whole server of that GPU
+
+
+def _config_and_overrides(entrypoint: str) -> tuple[str, list[str]]:
+    words = shlex.split(entrypoint)
+    return words[4], words[5:]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("folder", [K8S / "base", *OVERLAYS], ids=lambda p: str(p.relative_to(K8S)))
+def test_kustomize_itself_renders_what_the_tests_check(folder):
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    key = lambda d: (d["kind"], d["metadata"]["name"])  # noqa: E731
+    theirs = sorted((d for d in yaml.safe_load_all(out.stdout) if d), key=key)
+    assert theirs == sorted(render(folder), key=key)
+
+
+def test_the_serve_head_waits_for_the_models_of_its_config():
+    [(_, service)] = of_kind("RayService")
+    head = service["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
+    [wait] = head["initContainers"]
+    assert wait["command"] == [
+        "python",
+        "-m",
+        "cluster.onprem",
+        "wait-models",
+        "--config",
+        "serve/config.yaml",
+    ]
+    env = {e["name"]: e["value"] for e in wait["env"]}
+    assert env["ONPREM_ROOT"] == "/mnt/onprem"
+    assert {"name": "data", "mountPath": "/mnt/onprem"} in wait["volumeMounts"]
+    assert wait["image"] == head["containers"][0]["image"]
+
+
+def test_the_guides_describe_the_finetune_rayjob_as_it_runs():
+    """The masterclass (both languages) and docs/onprem.md quote the RayJob's entrypoint."""
+    [(_, job)] = [(w, d) for w, d in of_kind("RayJob") if d["metadata"]["name"] == "finetune"]
+    entry = " ".join(job["spec"]["entrypoint"].split())
+    for guide in ("masterclass.md", "masterclass.es.md", "onprem.md"):
+        text = re.sub(r"\s*\\\n\s*", " ", (REPO / "docs" / guide).read_text())
+        assert entry in " ".join(text.split()), guide

@@ -105,7 +105,8 @@ def test_every_worker_declares_its_gpus_and_accelerator_type(inv, committed):
         labels = f"--labels=onprem/node={node.name},onprem/accelerator={node.gpu.model}"
         assert labels in args
         assert f"--address={inv.head.address}:6379" in args
-        assert onprem.node_env(node, OnpremSettings())["ONPREM_ACCELERATOR_TYPE"] == node.gpu.model
+        env = onprem.node_env(inv, node, OnpremSettings())
+        assert env["ONPREM_ACCELERATOR_TYPE"] == node.gpu.model
         summary = (
             f"{node.name} ({node.address}): --num-cpus={node.cpus} --num-gpus={node.gpu.count}"
         )
@@ -173,6 +174,62 @@ def test_node_start_finds_the_node_and_prints_its_command(monkeypatch, capsys):
     monkeypatch.setattr(node_start, "_smi_names", lambda: H100_SMI[:4])
     assert onprem.main(["node-start", "--dry-run"]) == 2
     assert "nvidia-smi lists 4" in capsys.readouterr().err
+
+
+def test_docs_manual_commands_are_the_generators_output(inv):
+    """Install, head setup, every node's start and the workstation's copy of the token and the
+    API key in docs/onprem.md are what `python -m cluster.onprem docs` writes, from the same
+    functions as cluster/onprem.yaml."""
+    text = (REPO / "docs" / "onprem.md").read_text()
+    assert onprem.render_docs(text, inv) == text, "stale: run `python -m cluster.onprem docs`"
+    assert onprem.main(["docs", "--check"]) == 0
+    blocks = onprem.manual_blocks(inv)
+    config = render_onprem(inv)
+    assert blocks["install"].splitlines()[:2] == config["setup_commands"]
+    assert blocks["head-setup"].splitlines() == config["head_setup_commands"]
+    for node in inv.nodes:  # the environment the launcher exports, line by line
+        for key, value in onprem.node_env(inv, node, OnpremSettings()).items():
+            assert f"{key}={shlex.quote(value)}" in blocks["start"]
+    assert "ONPREM_MULTI_NODE=1" in blocks["start"] and "ONPREM_API_KEY" in blocks["start"]
+    work = blocks["workstation"]
+    assert "scp ray@10.10.0.10:/mnt/onprem/.cluster/auth_token" in work
+    assert "scp ray@10.10.0.10:/mnt/onprem/.cluster/api_key" in work
+    assert "RAY_API_SERVER_ADDRESS=http://10.10.0.10:8265" in work
+
+
+def test_a_stale_generated_block_is_found_and_rewritten(inv):
+    text = (REPO / "docs" / "onprem.md").read_text()
+    stale = text.replace("ONPREM_MULTI_NODE=1 \\\n", "", 1)
+    assert stale != text and onprem.render_docs(stale, inv) == text
+    missing = re.sub(
+        r"<!-- generated: python -m cluster\.onprem docs \(workstation\) -->", "", text
+    )
+    with pytest.raises(ValueError, match="workstation"):
+        onprem.render_docs(missing, inv)
+
+
+def test_every_node_installs_the_cuda_engine(inv):
+    """The launcher's setup and the manual install put vLLM's CUDA build (Ray's llm extra) on
+    every node, the CPU head included (its job drivers and ingress import ray.serve.llm)."""
+    [_, install] = render_onprem(inv)["setup_commands"]
+    words = shlex.split(install.split("&&")[-1])
+    assert words[:2] == [".venv/bin/pip", "install"]
+    assert words[-4:] == ["-c", "constraints.txt", "-e", ".[cuda]"]
+    manual = onprem.manual_blocks(inv)["install"]
+    assert install in manual.splitlines()
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert extras["optional-dependencies"]["cuda"] == ["ray[llm]==2.60.0"]
+
+
+def test_node_start_and_the_renderer_do_not_import_each_other():
+    import ast
+
+    for module in ("node_start", "fleet"):
+        tree = ast.parse((REPO / "cluster" / f"{module}.py").read_text())
+        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "cluster.onprem" not in names, module
 
 
 def test_docs_show_each_nodes_exact_start_command(inv):

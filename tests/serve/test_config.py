@@ -218,7 +218,7 @@ def test_engine_stats_are_keyed_by_replica():
 
 
 def test_config_yaml_has_no_anchors():
-    # The file is embedded in k8s/rayservice.yaml: plain YAML reads the same everywhere.
+    # The file is embedded in k8s/base/rayservice.yaml: plain YAML reads the same everywhere.
     from serve.deploy import CONFIG
 
     assert "&" not in CONFIG.read_text() and yaml.safe_load(CONFIG.read_text())
