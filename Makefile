@@ -59,7 +59,7 @@ test: $(STAMP) chromium postgres
 	$(BIN)/python -m pytest --durations=15 --junitxml=reports/tests/junit.xml
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration and not slow"
+	$(BIN)/python -m pytest -m "not integration and not slow and not registry"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
