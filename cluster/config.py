@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,20 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def folder_name(value: str) -> str:
+    """``value`` if it is safe as one folder name (a report, a run): 1-64 letters, digits,
+    '.', '_' or '-', starting with a letter or digit, no '..'; a ValueError that says the fix
+    otherwise. Use as a pydantic validator: ``AfterValidator(folder_name)``."""
+    if not _FOLDER_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(
+            "must be 1-64 letters, digits, '.', '_' or '-', start with a letter or digit and "
+            "hold no '..' (it names a folder). Fix: e.g. 2026-12 or smollm2-support"
+        )
+    return value
 
 
 @dataclass(frozen=True)

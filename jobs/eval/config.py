@@ -6,9 +6,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from cluster.config import JobConfig, Problem
+from cluster.config import JobConfig, Problem, folder_name
 from cluster.llm import CPU_ENGINE_KWARGS, placement
 
 
@@ -124,7 +131,9 @@ class Thresholds(BaseModel):
 class EvalConfig(JobConfig):
     """``python -m jobs.evaluate``: compare candidates with hand-written reference answers."""
 
-    name: str = Field(description="report folder: reports/eval/<name>/")
+    name: Annotated[str, AfterValidator(folder_name)] = Field(
+        description="report folder: reports/eval/<name>/"
+    )
     eval_set: str = Field(
         description="held-out chat JSONL; the final assistant turn of each "
         "line is the reference (a hand-written answer)"
