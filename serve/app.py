@@ -9,7 +9,7 @@ ingress in front of one vLLM ``LLMServer`` deployment per base model), built fro
 - CPU defaults for vLLM (KV-cache size, OpenMP threads) when a model is placed on CPUs;
 - a bearer API key on every route but ``/health``, with OpenAI-shaped 401s, and 503 with
   ``Retry-After`` when a model's request queue is full; no key on a non-loopback bind is a
-  deploy error unless ``allow_anonymous: true``; request caps (``limits``, serve/guard.py);
+  deploy error unless ``allow_anonymous: true``; request caps (``limits``, serve/limits.py);
 - replica-hours in the usage ledger.
 
     serve run serve/config.yaml          # or: serve deploy serve/config.yaml
@@ -48,7 +48,8 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from cluster.llm import adapter_rank, cpu_engine_defaults, engine_env, lora_engine_kwargs, on_cpu
 from serve.faults import ProgressWatchdog, stream_with_error_event
-from serve.guard import RequestLimits, RequestLimitsMiddleware, anonymous_problem, serve_http_host
+from serve.guard import RequestLimitsMiddleware, anonymous_problem, serve_http_host
+from serve.limits import RequestLimits, engine_limits_env
 
 log = logging.getLogger("ray.serve")
 
@@ -115,10 +116,12 @@ def _app_env_vars() -> dict[str, str]:
     return dict((ray.get_runtime_context().runtime_env or {}).get("env_vars") or {})
 
 
-def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
+def llm_config(
+    raw: dict[str, Any], limits: RequestLimits | None = None
+) -> tuple[LLMConfig, dict[str, str]]:
     """A Ray ``LLMConfig`` from one ``llm_configs`` entry, and its local adapters (name ->
     folder). Store names become folders; LoRA and CPU settings are filled in where the entry
-    leaves them out."""
+    leaves them out; with ``limits``, vLLM's own request caps are set to the same values."""
     from cluster.store import ModelStore
 
     cfg = copy.deepcopy(raw)
@@ -143,7 +146,11 @@ def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
     # Ray LLM gives a replica the model's runtime_env in place of the app's, env_vars and all:
     # the app's variables (S3 endpoint and keys, the API key) are carried into each model's,
     # under the engine defaults and the model's own settings.
-    env = {**_app_env_vars(), **engine_env(cfg.get("placement_group_config"))}
+    env = {
+        **_app_env_vars(),
+        **engine_env(cfg.get("placement_group_config")),
+        **(engine_limits_env(limits) if limits else {}),
+    }
     if env:
         env.update((cfg.get("runtime_env") or {}).get("env_vars") or {})
         cfg.setdefault("runtime_env", {})["env_vars"] = env
@@ -178,7 +185,7 @@ def build_app(args: dict[str, Any]) -> Any:
     )
     if problem:
         raise ValueError(problem)
-    built = [llm_config(raw) for raw in parsed.llm_configs]
+    built = [llm_config(raw, parsed.limits) for raw in parsed.llm_configs]
     ids = [cfg.model_id for cfg, _ in built]
     if len(set(ids)) != len(ids):
         raise ValueError(f"llm_configs: model ids must be unique (got {ids})")

@@ -3,9 +3,9 @@
 - :func:`anonymous_problem`: an API that listens beyond loopback without a key is an error at
   deploy, unless the app's args say ``allow_anonymous: true`` (a gateway in front
   authenticates).
-- :class:`RequestLimits` / :class:`RequestLimitsMiddleware`: caps on the body size, the number
-  of messages, the prompt's characters and the stop strings, answered with OpenAI-shaped 4xx
-  errors (``{"error": {"message", "type", "param", "code"}}``).
+- :class:`RequestLimitsMiddleware`: the body size cap (413), then the caps of
+  ``serve/limits.py`` (400), answered in OpenAI's error shape
+  (``{"error": {"message", "type", "param", "code"}}``).
 
 Pure functions and a plain ASGI middleware: tested with starlette's TestClient, no Ray, no vLLM.
 """
@@ -16,10 +16,9 @@ import ipaddress
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
-LIMITED_PATHS = ("/chat/completions", "/completions")
+from serve.limits import RequestLimits, limit_problem
 
 
 def openai_error(
@@ -72,80 +71,7 @@ def serve_http_host() -> str | None:
         return None
 
 
-# -- request caps ------------------------------------------------------------------------------
-class RequestLimits(BaseModel):
-    """Caps on one request, checked before the request reaches the engine."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_body_bytes: int = Field(default=1_000_000, gt=0, description="request body size")
-    max_messages: int = Field(default=256, gt=0, description="messages in one chat request")
-    max_prompt_chars: int = Field(
-        default=200_000, gt=0, description="characters of all messages' text, or of the prompt"
-    )
-    max_stop: int = Field(default=4, ge=0, description="stop strings (OpenAI allows 4)")
-    max_stop_chars: int = Field(default=256, gt=0, description="characters of one stop string")
-
-
-def _text_chars(content: Any) -> int:
-    """Characters of text in a message's content (a string, or a list of parts); anything of
-    another shape counts 0 here and is answered by the request schema."""
-    if isinstance(content, str):
-        return len(content)
-    if isinstance(content, list):
-        return sum(
-            len(p["text"])
-            for p in content
-            if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return 0
-
-
-def limit_problem(body: Any, limits: RequestLimits) -> tuple[str, str] | None:
-    """(message, param) for the first cap a parsed request body breaks, or None (pure)."""
-    if not isinstance(body, dict):
-        return None  # the request schema answers that
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        if len(messages) > limits.max_messages:
-            return (
-                f"messages has {len(messages)} entries; at most {limits.max_messages} are "
-                "accepted. Fix: send fewer, or summarise earlier turns",
-                "messages",
-            )
-        chars = sum(_text_chars(m.get("content")) for m in messages if isinstance(m, dict))
-        if chars > limits.max_prompt_chars:
-            return (
-                f"messages hold {chars} characters of text; at most {limits.max_prompt_chars} "
-                "are accepted. Fix: shorten the conversation",
-                "messages",
-            )
-    prompt = body.get("prompt")
-    if prompt is not None:
-        prompts = prompt if isinstance(prompt, list) else [prompt]
-        chars = sum(len(p) for p in prompts if isinstance(p, str))
-        if chars > limits.max_prompt_chars:
-            return (
-                f"prompt holds {chars} characters; at most {limits.max_prompt_chars} are "
-                "accepted. Fix: shorten the prompt",
-                "prompt",
-            )
-    stop = body.get("stop")
-    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
-    if len(stops) > limits.max_stop:
-        return (
-            f"stop has {len(stops)} strings; at most {limits.max_stop} are accepted",
-            "stop",
-        )
-    for s in stops:
-        if isinstance(s, str) and len(s) > limits.max_stop_chars:
-            return (
-                f"a stop string has {len(s)} characters; at most {limits.max_stop_chars}",
-                "stop",
-            )
-    return None
-
-
+# -- the middleware --------------------------------------------------------------------------
 class RequestLimitsMiddleware:
     """Reads a POST body up to ``limits.max_body_bytes`` (413 beyond it), checks the caps of
     completion requests (400), then hands the body on unchanged."""
@@ -182,17 +108,19 @@ class RequestLimitsMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if scope.get("path", "").endswith(LIMITED_PATHS):
-            try:
-                parsed = json.loads(body)
-            except ValueError:
-                parsed = None  # the route's own validation answers malformed JSON
-            problem = limit_problem(parsed, self.limits)
-            if problem:
-                message, param = problem
-                resp = openai_error(400, message, "invalid_request_error", "limit_exceeded", param)
-                await resp(scope, receive, send)
-                return
+        # Every POST body, whatever its path: the caps read only OpenAI request fields, and a
+        # route added later (or under another prefix) is covered without a list to update.
+        try:
+            problem = limit_problem(json.loads(body), self.limits)
+        except RecursionError:
+            problem = ("the request body is nested too deeply", None)
+        except ValueError:
+            problem = None  # not JSON: the route's own validation answers it
+        if problem:
+            message, param = problem
+            resp = openai_error(400, message, "invalid_request_error", "limit_exceeded", param)
+            await resp(scope, receive, send)
+            return
         sent = False
 
         async def replay() -> dict:
