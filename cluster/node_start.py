@@ -77,4 +77,4 @@ def node_start(fleet: str, settings: OnpremSettings, dry_run: bool = False) -> i
     print(shlex.join(args), flush=True)
     if dry_run:
         return 0
-    return subprocess.run(args, env={**os.environ, **node_env(node, settings)}).returncode
+    return subprocess.run(args, env={**os.environ, **node_env(node, settings, inv.head)}).returncode

@@ -121,7 +121,7 @@ def fleet_problems(inv: Inventory) -> list[Problem]:
     return out
 
 
-def node_env(node: Node, settings: OnpremSettings) -> dict[str, str]:
+def node_env(node: Node, settings: OnpremSettings, head: Node) -> dict[str, str]:
     """Environment of the node's Ray processes (jobs, actors and replicas inherit it)."""
     return {
         "ONPREM_ROOT": settings.root,
@@ -134,6 +134,9 @@ def node_env(node: Node, settings: OnpremSettings) -> dict[str, str]:
         "ONPREM_MULTI_NODE": "1",
         "RAY_USAGE_STATS_ENABLED": "0",
         "TOKENIZERS_PARALLELISM": "false",
+        # The platform's own API (Serve on the head's private address): the only address jobs
+        # send ONPREM_API_KEY to (cluster/endpoint_keys.py).
+        "ONPREM_API_URL": f"http://{head.address}:{settings.ports.serve_http}",
     }
 
 
@@ -237,7 +240,7 @@ def render_onprem(inv: Inventory, settings: OnpremSettings | None = None) -> dic
         "head_start_ray_commands": [
             f"{bin_}/ray stop",
             " && ".join(
-                [_source_secrets(settings), _exports(node_env(head, settings)), head_start]
+                [_source_secrets(settings), _exports(node_env(head, settings, head)), head_start]
             ),
         ],
         "worker_start_ray_commands": [
@@ -306,7 +309,7 @@ def _wrap(words: list[str], width: int = 92) -> str:
 
 def manual_commands(inv: Inventory, node: Node, settings: OnpremSettings) -> str:
     """What to type on one node to start it by hand, as the launcher would (docs/onprem.md)."""
-    env = node_env(node, settings)
+    env = node_env(node, settings, inv.head)
     return "\n".join(
         [
             f"# {node.name} ({node.address}), in {PROJECT_DIR} with its .venv activated",

@@ -33,10 +33,12 @@ class Candidate(BaseModel):
     endpoint: str | None = Field(
         default=None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
     )
-    api_key_env: str = Field(
-        default="ONPREM_API_KEY",
-        description="env var holding the endpoint's API key (never the key itself); when set "
-        "in the config, the variable must exist, e.g. OPENAI_API_KEY for a cloud model",
+    api_key_env: str | None = Field(
+        default=None,
+        description="env var holding the endpoint's API key (never the key itself), e.g. "
+        "OPENAI_API_KEY for a cloud model; when set, the variable must exist. Left out: the "
+        "platform's own address gets ONPREM_API_KEY, any other endpoint no key "
+        "(cluster/endpoint_keys.py)",
     )
     concurrency: int = Field(default=8, ge=1, le=256, description="endpoint requests at once")
 

@@ -105,7 +105,10 @@ def test_every_worker_declares_its_gpus_and_accelerator_type(inv, committed):
         labels = f"--labels=onprem/node={node.name},onprem/accelerator={node.gpu.model}"
         assert labels in args
         assert f"--address={inv.head.address}:6379" in args
-        assert onprem.node_env(node, OnpremSettings())["ONPREM_ACCELERATOR_TYPE"] == node.gpu.model
+        env = onprem.node_env(node, OnpremSettings(), inv.head)
+        assert env["ONPREM_ACCELERATOR_TYPE"] == node.gpu.model
+        # the one address jobs send the platform's key to: Serve on the head
+        assert env["ONPREM_API_URL"] == f"http://{inv.head.address}:8000"
         summary = (
             f"{node.name} ({node.address}): --num-cpus={node.cpus} --num-gpus={node.gpu.count}"
         )
