@@ -48,7 +48,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from cluster.llm import adapter_rank, cpu_engine_defaults, engine_env, lora_engine_kwargs, on_cpu
 from serve.faults import ProgressWatchdog, stream_with_error_event
-from serve.guard import RequestLimitsMiddleware, anonymous_problem, serve_http_host
+from serve.guard import RequestLimitsMiddleware, anonymous_problem, key_required, serve_http_host
 from serve.limits import RequestLimits, engine_limits_env
 
 log = logging.getLogger("ray.serve")
@@ -177,14 +177,11 @@ def build_app(args: dict[str, Any]) -> Any:
     """Application builder named by ``serve/config.yaml`` (``serve.app:build_app``): Ray's
     ``build_openai_app`` wiring, with this module's ingress and server classes."""
     parsed = AppArgs.model_validate(args)  # a bad config fails at deploy, with field names
-    problem = anonymous_problem(
-        serve_http_host(),
-        os.environ.get(parsed.api_key_env),
-        parsed.allow_anonymous,
-        parsed.api_key_env,
-    )
+    host, key = serve_http_host(), os.environ.get(parsed.api_key_env)
+    problem = anonymous_problem(host, key, parsed.allow_anonymous, parsed.api_key_env)
     if problem:
         raise ValueError(problem)
+    require_key = key_required(host, key, parsed.allow_anonymous)
     built = [llm_config(raw, parsed.limits) for raw in parsed.llm_configs]
     ids = [cfg.model_id for cfg, _ in built]
     if len(set(ids)) != len(ids):
@@ -207,7 +204,7 @@ def build_app(args: dict[str, Any]) -> Any:
         if cfg.lora_config is not None and cfg.lora_config.dynamic_lora_loading_path
     }
     options = ingress_options([cfg for cfg, _ in built], parsed.ingress_deployment_config)
-    app = _fastapi_app(parsed.api_key_env, parsed.limits)
+    app = _fastapi_app(parsed.api_key_env, parsed.limits, require_key)
     ingress = make_fastapi_ingress(OnPremIngress, app=app)
     return serve.deployment(ingress, **options).bind(
         llm_deployments=deployments,
@@ -335,35 +332,50 @@ def message_problem(messages: Any) -> str | None:
 
 
 class APIKeyMiddleware:
-    """Every route but ``/health`` needs ``Authorization: Bearer <key>`` when ``env`` holds a
-    key (compared in constant time); a missing or wrong key gets OpenAI's 401."""
+    """Every HTTP route but ``/health``, and every websocket, needs ``Authorization: Bearer
+    <key>`` when ``env`` holds a key (compared in constant time); a missing or wrong key gets
+    OpenAI's 401. With ``required`` (the app was built needing a key), an empty ``env`` at
+    request time is a 401 too: the check fails closed, never open."""
 
-    def __init__(self, app: Any, env: str = "ONPREM_API_KEY"):
-        self.app, self.env = app, env
+    def __init__(self, app: Any, env: str = "ONPREM_API_KEY", required: bool = False):
+        self.app, self.env, self.required = app, env, required
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        key = os.environ.get(self.env)
-        if scope["type"] == "http" and key and scope.get("path") not in HEALTH_PATHS:
+        key = os.environ.get(self.env) or ""
+        checked = scope["type"] in ("http", "websocket") and scope.get("path") not in HEALTH_PATHS
+        if checked and (key or self.required):
             sent = dict(scope.get("headers") or []).get(b"authorization", b"")
             token = sent[7:].strip() if sent[:7].lower() == b"bearer " else b""
-            if not token or not hmac.compare_digest(token, key.encode()):
-                resp = _error(
-                    401,
-                    "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                    "authentication_error",
-                    "invalid_api_key",
-                )
-                await resp(scope, receive, send)
+            if not key or not token or not hmac.compare_digest(token, key.encode()):
+                await self._refuse(scope, receive, send, bool(key))
                 return
         await self.app(scope, receive, send)
 
+    async def _refuse(self, scope: dict, receive: Any, send: Any, has_key: bool) -> None:
+        if not has_key:
+            log.error("%s is empty but the app was built to require it: refusing", self.env)
+        if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
+            "extensions", {}
+        ):
+            await send({"type": "websocket.close", "code": 1008})  # policy violation
+            return
+        resp = _error(
+            401,
+            "missing or wrong API key: send 'Authorization: Bearer <key>'",
+            "authentication_error",
+            "invalid_api_key",
+        )
+        await resp(scope, receive, send)  # for a websocket: Starlette's denial response
 
-def _fastapi_app(api_key_env: str, limits: RequestLimits | None = None) -> Any:
+
+def _fastapi_app(
+    api_key_env: str, limits: RequestLimits | None = None, require_key: bool = False
+) -> Any:
     """Ray's ingress app (its error handling, CORS, request ids, HTTP metrics) with this
     platform's API-key check in front, then the request caps, and a ``/health`` route."""
     app = init()
     app.add_middleware(RequestLimitsMiddleware, limits=limits)  # the key is checked first
-    app.add_middleware(APIKeyMiddleware, env=api_key_env)
+    app.add_middleware(APIKeyMiddleware, env=api_key_env, required=require_key)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -59,6 +59,13 @@ def anonymous_problem(
     )
 
 
+def key_required(host: str | None, key: str | None, allow_anonymous: bool) -> bool:
+    """Whether every request must carry the key, even if the variable is empty when it comes:
+    a key was set when the app was built, or the bind needs one. An ingress replica whose
+    variable is empty then refuses every request (401) instead of answering anyone."""
+    return bool(key) or not (allow_anonymous or is_loopback(host))
+
+
 def serve_http_host() -> str | None:
     """The host Serve's HTTP proxies bind, from the running Serve controller (None when no
     controller can be reached: treated as not loopback)."""

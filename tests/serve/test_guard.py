@@ -165,3 +165,72 @@ def test_message_content_of_any_shape_is_left_to_the_schema(content):
     another shape counts no characters and the request schema answers it."""
     body = {"messages": [{"role": "user", "content": content}], "stop": [1, None]}
     assert limit_problem(body, RequestLimits()) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "key", "allow", "required"),
+    [
+        ("0.0.0.0", "k3y", False, True),
+        ("127.0.0.1", "k3y", False, True),  # a key set at build time stays required
+        ("127.0.0.1", None, False, False),
+        ("0.0.0.0", None, True, False),  # a gateway authenticates
+        (None, "k3y", True, True),
+    ],
+)
+def test_a_key_is_required_at_request_time_when_the_build_needed_one(host, key, allow, required):
+    from serve.guard import key_required
+
+    assert key_required(host, key, allow) is required
+
+
+@pytest.fixture
+def required_client(monkeypatch):
+    """The ingress app built requiring a key, with a websocket route."""
+    from fastapi import WebSocket
+
+    from serve.app import _fastapi_app
+
+    monkeypatch.delenv(ENV, raising=False)
+    app = _fastapi_app(ENV, RequestLimits(), require_key=True)
+
+    @app.post("/v1/chat/completions")
+    async def echo() -> dict:
+        return {"ok": True}
+
+    @app.websocket("/v1/realtime")
+    async def realtime(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("open")
+        await ws.close()
+
+    return TestClient(app)
+
+
+def test_an_empty_key_at_request_time_is_401_when_the_app_required_one(required_client):
+    for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer x"}):
+        resp = required_client.post("/v1/chat/completions", json=chat(), headers=headers)
+        assert resp.status_code == 401, resp.text
+        assert resp.json()["error"]["type"] == "authentication_error"
+    assert required_client.get("/health").status_code == 200
+
+
+def test_websockets_need_the_key_too(required_client, monkeypatch):
+    from starlette.testclient import WebSocketDenialResponse
+
+    with (  # empty variable: refused
+        pytest.raises(WebSocketDenialResponse) as denied,
+        required_client.websocket_connect("/v1/realtime"),
+    ):
+        pass
+    assert denied.value.status_code == 401
+    monkeypatch.setenv(ENV, "s3cret")
+    with (  # no header
+        pytest.raises(WebSocketDenialResponse) as denied,
+        required_client.websocket_connect("/v1/realtime"),
+    ):
+        pass
+    assert denied.value.status_code == 401
+    assert denied.value.json()["error"]["code"] == "invalid_api_key"
+    auth = {"Authorization": "Bearer s3cret"}
+    with required_client.websocket_connect("/v1/realtime", headers=auth) as ws:
+        assert ws.receive_text() == "open"
