@@ -48,7 +48,13 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from cluster.llm import adapter_rank, cpu_engine_defaults, engine_env, lora_engine_kwargs, on_cpu
 from serve.faults import ProgressWatchdog, stream_with_error_event
-from serve.guard import RequestLimitsMiddleware, anonymous_problem, key_required, serve_http_host
+from serve.guard import (
+    RequestLimitsMiddleware,
+    adapter_name_problem,
+    anonymous_problem,
+    key_required,
+    serve_http_host,
+)
 from serve.limits import RequestLimits, engine_limits_env
 
 log = logging.getLogger("ray.serve")
@@ -130,6 +136,10 @@ def llm_config(
     loading["model_source"] = resolve_model_source(
         loading.get("model_source") or loading.get("model_id", "")
     )
+    model_id = loading.get("model_id", "")
+    bad = [p for p in (adapter_name_problem(f"{model_id}:{name}") for name in adapters) if p]
+    if bad:
+        raise ValueError(f"llm_configs: adapters: {'; '.join(bad)}")
     store = ModelStore()
     local = {name: str(store.resolve_adapter(ref)) for name, ref in adapters.items()}
     engine = cfg.setdefault("engine_kwargs", {})
@@ -416,6 +426,9 @@ class OnPremIngress(OpenAiIngress):
     async def _get_model_id(self, model: str | None) -> str:
         from fastapi import HTTPException
 
+        problem = adapter_name_problem(model)
+        if problem:  # before Ray joins the name to a loading path
+            raise HTTPException(400, problem)
         model_id = await super()._get_model_id(model)
         base = model_id.split(":", 1)[0]
         if model_id != base and model_id not in self._local and base not in self._lora_paths:
@@ -424,6 +437,8 @@ class OnPremIngress(OpenAiIngress):
         return model_id
 
     async def model(self, model_id: str) -> ModelCard | None:
+        if adapter_name_problem(model_id):  # GET /v1/models/<id>: 404, no path is joined
+            return None
         base = self._local.get(model_id)
         if base is None:
             return await super().model(model_id)

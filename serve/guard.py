@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -78,6 +79,26 @@ def serve_http_host() -> str | None:
         return None
 
 
+# -- adapter names -----------------------------------------------------------------------------
+ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def adapter_name_problem(model: Any) -> str | None:
+    """Why the adapter part of ``<base>:<adapter>`` is refused, or None (pure). Ray's LoRA
+    loading joins ``f"{dynamic_lora_loading_path}/{adapter}"`` as given, so a name holding
+    ``/`` or ``..`` would reach outside the adapters' folder or bucket prefix."""
+    if not isinstance(model, str) or ":" not in model:
+        return None
+    name = model.split(":", 1)[1]
+    if ADAPTER_NAME.fullmatch(name) and ".." not in name:
+        return None
+    return (
+        f"adapter name {name!r} (in model {model!r}) is not accepted: 1-64 letters, digits, "
+        "'.', '_' or '-', starting with a letter or digit, without '..'. Fix: e.g. "
+        "smollm2-135m-instruct:support"
+    )
+
+
 # -- the middleware --------------------------------------------------------------------------
 class RequestLimitsMiddleware:
     """Reads a POST body up to ``limits.max_body_bytes`` (413 beyond it), checks the caps of
@@ -118,14 +139,19 @@ class RequestLimitsMiddleware:
         # Every POST body, whatever its path: the caps read only OpenAI request fields, and a
         # route added later (or under another prefix) is covered without a list to update.
         try:
-            problem = limit_problem(json.loads(body), self.limits)
+            parsed = json.loads(body)
+            problem = limit_problem(parsed, self.limits)
         except RecursionError:
-            problem = ("the request body is nested too deeply", None)
+            parsed, problem = None, ("the request body is nested too deeply", None)
         except ValueError:
-            problem = None  # not JSON: the route's own validation answers it
+            parsed, problem = None, None  # not JSON: the route's own validation answers it
+        code = "limit_exceeded"
+        if not problem and isinstance(parsed, dict):
+            name = adapter_name_problem(parsed.get("model"))
+            problem, code = ((name, "model"), "invalid_model_name") if name else (None, code)
         if problem:
             message, param = problem
-            resp = openai_error(400, message, "invalid_request_error", "limit_exceeded", param)
+            resp = openai_error(400, message, "invalid_request_error", code, param)
             await resp(scope, receive, send)
             return
         sent = False

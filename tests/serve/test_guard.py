@@ -234,3 +234,49 @@ def test_websockets_need_the_key_too(required_client, monkeypatch):
     auth = {"Authorization": "Bearer s3cret"}
     with required_client.websocket_connect("/v1/realtime", headers=auth) as ws:
         assert ws.receive_text() == "open"
+
+
+BAD_ADAPTERS = ["base:../x", "base:a/b", "base:..", "base:a..b", "base:/etc", "base:", "base:-a",
+                "base:a:b", "base:" + "a" * 65, "base:a\nb"]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", BAD_ADAPTERS)
+def test_adapter_names_outside_the_safe_pattern_are_refused(client, model):
+    from serve.guard import adapter_name_problem
+
+    assert "is not accepted" in adapter_name_problem(model)
+    resp = client.post("/v1/chat/completions", json={**chat(), "model": model})
+    assert_openai_error(resp, 400, "invalid_model_name", "model")
+
+
+@pytest.mark.parametrize("model", ["base", "base:support", "org/model:v1.2_a-b", "a:" + "b" * 64])
+def test_safe_adapter_names_pass(client, model):
+    from serve.guard import adapter_name_problem
+
+    assert adapter_name_problem(model) is None
+    assert client.post("/v1/chat/completions", json={**chat(), "model": model}).status_code == 200
+
+
+def test_the_ingress_refuses_an_unsafe_adapter_before_ray_joins_its_path():
+    """OnPremIngress's model lookup (GET /v1/models/<id>, and every request's model id) stops
+    at the name: Ray's own lookup, which joins the name to the loading path, is never called."""
+    import asyncio
+
+    from fastapi import HTTPException
+
+    from serve.app import OnPremIngress
+
+    ingress = object.__new__(OnPremIngress)  # no Serve deployment: the methods only
+    ingress._local, ingress._model_cards, ingress._lora_paths = {}, {}, {"base": "s3://b/lora"}
+    assert asyncio.run(ingress.model("base:../../other-bucket/x")) is None
+    with pytest.raises(HTTPException) as err:
+        asyncio.run(ingress._get_model_id("base:../x"))
+    assert err.value.status_code == 400 and "is not accepted" in err.value.detail
+
+
+def test_config_adapter_names_follow_the_same_pattern(platform_root):
+    from serve.app import llm_config
+
+    raw = {"model_loading_config": {"model_id": "m", "model_source": "s3://b/m"}}
+    with pytest.raises(ValueError, match=r"adapter name '\.\./x'.*is not accepted"):
+        llm_config({**raw, "adapters": {"../x": "runs/r1"}})
