@@ -47,6 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, StreamingResponse
 
 from cluster.llm import adapter_rank, cpu_engine_defaults, engine_env, lora_engine_kwargs, on_cpu
+from cluster.secret_checks import startup_secret_problems
 from serve.faults import ProgressWatchdog, stream_with_error_event
 from serve.guard import (
     RequestLimitsMiddleware,
@@ -187,6 +188,9 @@ def build_app(args: dict[str, Any]) -> Any:
     """Application builder named by ``serve/config.yaml`` (``serve.app:build_app``): Ray's
     ``build_openai_app`` wiring, with this module's ingress and server classes."""
     parsed = AppArgs.model_validate(args)  # a bad config fails at deploy, with field names
+    secrets = startup_secret_problems(os.environ, parsed.api_key_env)
+    if secrets:
+        raise ValueError("refusing to start: " + "; ".join(secrets))
     host, key = serve_http_host(), os.environ.get(parsed.api_key_env)
     problem = anonymous_problem(host, key, parsed.allow_anonymous, parsed.api_key_env)
     if problem:
