@@ -4,6 +4,7 @@ platform's cluster commands."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from cluster.local import ClusterError, LocalCluster
@@ -52,10 +53,11 @@ def main(argv: list[str] | None = None) -> int:
             print(render_status(cluster))
             return 0 if cluster.is_up() else 3
         elif args.cmd == "env":
+            # Quoted for the shell that evals it: a root path holding $(...) stays a path.
             for key, value in cluster.client_env().items():
-                print(f"export {key}={value}")
+                print(f"export {key}={shlex.quote(value)}")
             if cluster.api_key_path.is_file():  # read when eval'd: the key is never printed
-                print(f'export ONPREM_API_KEY="$(cat {cluster.api_key_path})"')
+                print(f'export ONPREM_API_KEY="$(cat {shlex.quote(str(cluster.api_key_path))})"')
         elif args.cmd == "demo":
             from cluster.demo import main as demo
 
