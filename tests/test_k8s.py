@@ -360,10 +360,21 @@ def test_serve_pods_cannot_read_batch_credentials():
     serve_secrets = _secrets_of(service) | {
         service["spec"]["rayClusterConfig"]["authOptions"]["secretName"]
     }
-    assert serve_secrets == {"onprem-llm-api", "onprem-llm-ledger", "onprem-ray-auth-serve"}
+    assert serve_secrets == {"onprem-llm-api", "onprem-llm-ledger-serve", "onprem-ray-auth-serve"}
     (_, cluster), *_ = of_kind("RayCluster")
     assert batch_only <= _secrets_of(cluster)
     assert not batch_only & serve_secrets
+
+
+def test_serve_pods_mount_the_shared_volume_read_only():
+    (where, service), *_ = of_kind("RayService")
+    mounts = [m for pod in pod_specs(service) for c in pod["containers"] for m in c["volumeMounts"]]
+    data = [m for m in mounts if m["mountPath"] == "/mnt/onprem"]
+    assert len(data) == 2 and all(m.get("readOnly") is True for m in data), where
+    (where, cluster), *_ = of_kind("RayCluster")  # the jobs write models, runs and reports
+    for pod in pod_specs(cluster):
+        for c in pod["containers"]:
+            assert all(not m.get("readOnly") for m in c["volumeMounts"]), where
 
 
 def test_the_ledger_is_postgres_on_every_ray_pod():
@@ -373,7 +384,13 @@ def test_the_ledger_is_postgres_on_every_ray_pod():
                 env = {e["name"]: e.get("value") for e in container.get("env", [])}
                 assert env.get("ONPREM_MULTI_NODE") == "1", where  # SQLite is refused
                 refs = [r["secretRef"] for r in container.get("envFrom", []) if "secretRef" in r]
-                ledger = [r for r in refs if r["name"] == "onprem-llm-ledger"]
+                # Serve pods write the ledger as ledger_serve (cluster/ledger_roles.py)
+                name = (
+                    "onprem-llm-ledger-serve"
+                    if doc["kind"] == "RayService"
+                    else "onprem-llm-ledger"
+                )
+                ledger = [r for r in refs if r["name"] == name]
                 assert ledger and not ledger[0].get("optional"), f"{where}: the ledger is required"
     (where, sts), *_ = of_kind("StatefulSet")
     assert sts["metadata"]["name"] == "onprem-llm-postgres", where
