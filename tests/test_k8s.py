@@ -575,3 +575,43 @@ def test_the_operator_rule_is_pinned_to_a_namespace():
     assert peers, "the operator is let in somewhere"
     pinned = {"matchLabels": {"kubernetes.io/metadata.name": "kuberay-system"}}
     assert all(peer.get("namespaceSelector") == pinned for peer in peers), peers
+
+
+# -- read-only images and root filesystems ----------------------------------------------------
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for pod in pod_specs(doc) for c in pod["containers"] + pod.get("initContainers", [])]
+
+
+def _scratch(pod: dict[str, Any], container: dict[str, Any]) -> set[str]:
+    """The container's mount paths backed by an emptyDir of its pod."""
+    empty = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+    return {m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in empty}
+
+
+def test_root_filesystems_are_read_only_with_writable_scratch():
+    checked = 0
+    for where, doc in MANIFESTS:
+        for pod in pod_specs(doc):
+            for container in pod["containers"]:
+                ctx = container["securityContext"]
+                assert ctx.get("readOnlyRootFilesystem") is True, f"{where} {container['name']}"
+                scratch = _scratch(pod, container)
+                if doc["kind"] in ("RayCluster", "RayService"):  # Ray, vLLM, Triton write here
+                    assert {"/tmp", "/home/ray/.cache"} <= scratch, where
+                    env = {e["name"]: e.get("value") for e in container["env"]}
+                    assert env["TRITON_CACHE_DIR"].startswith("/home/ray/.cache/"), where
+                elif doc["kind"] != "StatefulSet":  # submitters: `ray job submit` zips to /tmp
+                    assert "/tmp" in scratch, where
+                checked += 1
+    assert checked >= 11, "the walk finds the containers"
+
+
+def test_the_image_code_is_owned_by_root():
+    lines = [line.strip() for line in (K8S / "Dockerfile").read_text().splitlines()]
+    copies = [i for i, line in enumerate(lines) if line.startswith("COPY ")]
+    users = [(i, line.split()[1]) for i, line in enumerate(lines) if line.startswith("USER ")]
+    assert copies and not any("--chown" in lines[i] for i in copies), "code owned by root"
+    assert any(u == "root" and i < copies[0] for i, u in users), "copied and installed as root"
+    assert users[-1][1] == "1000", "runs as the ray user"
