@@ -280,3 +280,33 @@ def test_config_adapter_names_follow_the_same_pattern(platform_root):
     raw = {"model_loading_config": {"model_id": "m", "model_source": "s3://b/m"}}
     with pytest.raises(ValueError, match=r"adapter name '\.\./x'.*is not accepted"):
         llm_config({**raw, "adapters": {"../x": "runs/r1"}})
+
+
+def test_rays_proxy_reads_its_control_headers_before_the_ingress_so_the_gateway_strips_them():
+    """Ray 2.60's proxy applies x-request-timeout-seconds and x-request-disconnect-disabled
+    itself (serve/_private/proxy.py), before the request reaches the ingress: the ingress cannot
+    strip them, so docs/onprem.md tells the gateway to. This pins the fact the docs rely on."""
+    import inspect
+
+    from ray.serve._private import proxy
+    from ray.serve._private.http_util import (
+        parse_disconnect_disabled_header,
+        parse_request_timeout_header,
+    )
+
+    from tests.conftest import REPO
+
+    assert parse_request_timeout_header({b"x-request-timeout-seconds": b"0"}, 30.0) is None
+    assert parse_disconnect_disabled_header({b"x-request-disconnect-disabled": b"?1"}) is True
+    code = inspect.getsource(proxy)
+    assert "parse_request_timeout_header(" in code and "parse_disconnect_disabled_header(" in code
+    doc = (REPO / "docs" / "onprem.md").read_text()
+    gateway = doc.split("### What a gateway in front must add")[1].split("\n## ")[0]
+    for needle in (
+        "x-request-timeout-seconds",
+        "x-request-disconnect-disabled",
+        "/-/routes",
+        "client_max_body_size",
+        "TLS",
+    ):
+        assert needle in gateway, needle
