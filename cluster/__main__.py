@@ -11,6 +11,7 @@ local one.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from cluster.address import ADDRESS_HELP, AddressError, resolve
@@ -65,10 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             n = cluster.down()
             print(f"cluster down: stopped {n} processes" if n else "cluster was not running")
         elif args.cmd == "env":
+            # Quoted for the shell that evals it: a root path holding $(...) stays a path.
             for key, value in cluster.client_env().items():
-                print(f"export {key}={value}")
+                print(f"export {key}={shlex.quote(value)}")
             if cluster.api_key_path.is_file():  # read when eval'd: the key is never printed
-                print(f'export ONPREM_API_KEY="$(cat {cluster.api_key_path})"')
+                print(f'export ONPREM_API_KEY="$(cat {shlex.quote(str(cluster.api_key_path))})"')
         elif args.cmd == "demo":
             from cluster.demo import main as demo
 

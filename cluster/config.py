@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
+import re
 import sys
 import typing
 from collections.abc import Sequence
@@ -21,6 +23,20 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def folder_name(value: str) -> str:
+    """``value`` if it is safe as one folder name (a report, a run): 1-64 letters, digits,
+    '.', '_' or '-', starting with a letter or digit, no '..'; a ValueError that says the fix
+    otherwise. Use as a pydantic validator: ``AfterValidator(folder_name)``."""
+    if not _FOLDER_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(
+            "must be 1-64 letters, digits, '.', '_' or '-', start with a letter or digit and "
+            "hold no '..' (it names a folder). Fix: e.g. 2026-12 or smollm2-support"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -254,8 +270,12 @@ def args_to_overrides(schema: type[BaseModel], tokens: Sequence[str]) -> list[st
 def cli_config(schema: type[M], description: str, argv: Sequence[str] | None = None) -> M:
     """Parse ``--config FILE [key=value | --key value ...]`` for a job entrypoint.
 
-    Prints every problem and exits with status 2 on a bad config, before any work starts.
+    Prints every problem and exits with status 2 on a bad config, or on a secret in the
+    environment left at a placeholder or too short (cluster/secret_checks.py), before any work
+    starts.
     """
+    from cluster.secret_checks import startup_secret_problems
+
     fields = ", ".join(sorted(schema.model_fields))
     parser = argparse.ArgumentParser(
         description=description,
@@ -265,7 +285,12 @@ def cli_config(schema: type[M], description: str, argv: Sequence[str] | None = N
     parser.add_argument("--config", help="YAML config file (see jobs/configs/)")
     args, rest = parser.parse_known_args(argv)
     try:
-        return load_config(schema, args.config, args_to_overrides(schema, rest))
+        cfg = load_config(schema, args.config, args_to_overrides(schema, rest))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    secrets = startup_secret_problems(os.environ)
+    if secrets:
+        print("error: refusing to start:\n  - " + "\n  - ".join(secrets), file=sys.stderr)
+        raise SystemExit(2)
+    return cfg

@@ -166,6 +166,9 @@ def node_env(inv: Inventory, node: Node, settings: OnpremSettings) -> dict[str, 
         "ONPREM_MULTI_NODE": "1",
         "RAY_USAGE_STATS_ENABLED": "0",
         "TOKENIZERS_PARALLELISM": "false",
+        # The platform's own API (Serve on the head's private address): the only address jobs
+        # send ONPREM_API_KEY to (cluster/endpoint_keys.py).
+        "ONPREM_API_URL": f"http://{inv.head.address}:{settings.ports.serve_http}",
     }
 
 

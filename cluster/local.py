@@ -31,6 +31,7 @@ import psutil
 from cluster import paths
 from cluster.accelerators import local_gpus
 from cluster.address import ClusterAddress
+from cluster.secret_checks import startup_secret_problems
 
 
 class ClusterError(RuntimeError):
@@ -221,6 +222,9 @@ class LocalCluster:
 
     def up(self, timeout_s: float = 90.0) -> dict[str, Any]:
         """Start the head unless it already runs. Returns the cluster file's contents."""
+        secrets = startup_secret_problems(os.environ)  # before anything starts
+        if secrets:
+            raise ClusterError("refusing to start: " + "; ".join(secrets))
         if self.is_up():
             return self.info() | {"already_up": True}
         if self.gcs_running():  # a GCS without a dashboard: half up, e.g. killed mid-start

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 from cluster import paths
 from cluster.config import cli_config
+from cluster.endpoint_keys import EndpointKeyError, endpoint_key
 from cluster.logs import setup_logging
 from cluster.usage import track
 from jobs.bench.config import BenchConfig
@@ -121,7 +121,11 @@ def check_endpoint(cfg: BenchConfig, headers: dict[str, str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     cfg = cli_config(BenchConfig, "Load-test an OpenAI-compatible endpoint.", argv)
-    key = os.environ.get(cfg.api_key_env)
+    try:
+        key = endpoint_key(cfg.url, cfg.api_key_env)
+    except EndpointKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     problem = check_endpoint(cfg, headers)
     if problem:

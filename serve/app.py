@@ -9,7 +9,7 @@ ingress in front of one vLLM ``LLMServer`` deployment per base model), built fro
 - CPU defaults for vLLM (KV-cache size, OpenMP threads) when a model is placed on CPUs;
 - a bearer API key on every route but ``/health``, with OpenAI-shaped 401s, and 503 with
   ``Retry-After`` when a model's request queue is full; no key on a non-loopback bind is a
-  deploy error unless ``allow_anonymous: true``; request caps (``limits``, serve/guard.py);
+  deploy error unless ``allow_anonymous: true``; request caps (``limits``, serve/limits.py);
 - replica-hours in the usage ledger.
 
     serve run serve/config.yaml          # or: serve deploy serve/config.yaml
@@ -47,8 +47,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, StreamingResponse
 
 from cluster.llm import adapter_rank, cpu_engine_defaults, engine_env, lora_engine_kwargs, on_cpu
+from cluster.secret_checks import startup_secret_problems
 from serve.faults import ProgressWatchdog, stream_with_error_event
-from serve.guard import RequestLimits, RequestLimitsMiddleware, anonymous_problem, serve_http_host
+from serve.guard import (
+    RequestLimitsMiddleware,
+    adapter_name_problem,
+    anonymous_problem,
+    key_required,
+    serve_http_host,
+)
+from serve.limits import RequestLimits, engine_limits_env
 
 log = logging.getLogger("ray.serve")
 
@@ -115,10 +123,12 @@ def _app_env_vars() -> dict[str, str]:
     return dict((ray.get_runtime_context().runtime_env or {}).get("env_vars") or {})
 
 
-def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
+def llm_config(
+    raw: dict[str, Any], limits: RequestLimits | None = None
+) -> tuple[LLMConfig, dict[str, str]]:
     """A Ray ``LLMConfig`` from one ``llm_configs`` entry, and its local adapters (name ->
     folder). Store names become folders; LoRA and CPU settings are filled in where the entry
-    leaves them out."""
+    leaves them out; with ``limits``, vLLM's own request caps are set to the same values."""
     from cluster.store import ModelStore
 
     cfg = copy.deepcopy(raw)
@@ -127,6 +137,10 @@ def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
     loading["model_source"] = resolve_model_source(
         loading.get("model_source") or loading.get("model_id", "")
     )
+    model_id = loading.get("model_id", "")
+    bad = [p for p in (adapter_name_problem(f"{model_id}:{name}") for name in adapters) if p]
+    if bad:
+        raise ValueError(f"llm_configs: adapters: {'; '.join(bad)}")
     store = ModelStore()
     local = {name: str(store.resolve_adapter(ref)) for name, ref in adapters.items()}
     engine = cfg.setdefault("engine_kwargs", {})
@@ -143,7 +157,11 @@ def llm_config(raw: dict[str, Any]) -> tuple[LLMConfig, dict[str, str]]:
     # Ray LLM gives a replica the model's runtime_env in place of the app's, env_vars and all:
     # the app's variables (S3 endpoint and keys, the API key) are carried into each model's,
     # under the engine defaults and the model's own settings.
-    env = {**_app_env_vars(), **engine_env(cfg.get("placement_group_config"))}
+    env = {
+        **_app_env_vars(),
+        **engine_env(cfg.get("placement_group_config")),
+        **(engine_limits_env(limits) if limits else {}),
+    }
     if env:
         env.update((cfg.get("runtime_env") or {}).get("env_vars") or {})
         cfg.setdefault("runtime_env", {})["env_vars"] = env
@@ -170,15 +188,15 @@ def build_app(args: dict[str, Any]) -> Any:
     """Application builder named by ``serve/config.yaml`` (``serve.app:build_app``): Ray's
     ``build_openai_app`` wiring, with this module's ingress and server classes."""
     parsed = AppArgs.model_validate(args)  # a bad config fails at deploy, with field names
-    problem = anonymous_problem(
-        serve_http_host(),
-        os.environ.get(parsed.api_key_env),
-        parsed.allow_anonymous,
-        parsed.api_key_env,
-    )
+    secrets = startup_secret_problems(os.environ, parsed.api_key_env)
+    if secrets:
+        raise ValueError("refusing to start: " + "; ".join(secrets))
+    host, key = serve_http_host(), os.environ.get(parsed.api_key_env)
+    problem = anonymous_problem(host, key, parsed.allow_anonymous, parsed.api_key_env)
     if problem:
         raise ValueError(problem)
-    built = [llm_config(raw) for raw in parsed.llm_configs]
+    require_key = key_required(host, key, parsed.allow_anonymous)
+    built = [llm_config(raw, parsed.limits) for raw in parsed.llm_configs]
     ids = [cfg.model_id for cfg, _ in built]
     if len(set(ids)) != len(ids):
         raise ValueError(f"llm_configs: model ids must be unique (got {ids})")
@@ -200,7 +218,7 @@ def build_app(args: dict[str, Any]) -> Any:
         if cfg.lora_config is not None and cfg.lora_config.dynamic_lora_loading_path
     }
     options = ingress_options([cfg for cfg, _ in built], parsed.ingress_deployment_config)
-    app = _fastapi_app(parsed.api_key_env, parsed.limits)
+    app = _fastapi_app(parsed.api_key_env, parsed.limits, require_key)
     ingress = make_fastapi_ingress(OnPremIngress, app=app)
     return serve.deployment(ingress, **options).bind(
         llm_deployments=deployments,
@@ -328,35 +346,50 @@ def message_problem(messages: Any) -> str | None:
 
 
 class APIKeyMiddleware:
-    """Every route but ``/health`` needs ``Authorization: Bearer <key>`` when ``env`` holds a
-    key (compared in constant time); a missing or wrong key gets OpenAI's 401."""
+    """Every HTTP route but ``/health``, and every websocket, needs ``Authorization: Bearer
+    <key>`` when ``env`` holds a key (compared in constant time); a missing or wrong key gets
+    OpenAI's 401. With ``required`` (the app was built needing a key), an empty ``env`` at
+    request time is a 401 too: the check fails closed, never open."""
 
-    def __init__(self, app: Any, env: str = "ONPREM_API_KEY"):
-        self.app, self.env = app, env
+    def __init__(self, app: Any, env: str = "ONPREM_API_KEY", required: bool = False):
+        self.app, self.env, self.required = app, env, required
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        key = os.environ.get(self.env)
-        if scope["type"] == "http" and key and scope.get("path") not in HEALTH_PATHS:
+        key = os.environ.get(self.env) or ""
+        checked = scope["type"] in ("http", "websocket") and scope.get("path") not in HEALTH_PATHS
+        if checked and (key or self.required):
             sent = dict(scope.get("headers") or []).get(b"authorization", b"")
             token = sent[7:].strip() if sent[:7].lower() == b"bearer " else b""
-            if not token or not hmac.compare_digest(token, key.encode()):
-                resp = _error(
-                    401,
-                    "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                    "authentication_error",
-                    "invalid_api_key",
-                )
-                await resp(scope, receive, send)
+            if not key or not token or not hmac.compare_digest(token, key.encode()):
+                await self._refuse(scope, receive, send, bool(key))
                 return
         await self.app(scope, receive, send)
 
+    async def _refuse(self, scope: dict, receive: Any, send: Any, has_key: bool) -> None:
+        if not has_key:
+            log.error("%s is empty but the app was built to require it: refusing", self.env)
+        if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
+            "extensions", {}
+        ):
+            await send({"type": "websocket.close", "code": 1008})  # policy violation
+            return
+        resp = _error(
+            401,
+            "missing or wrong API key: send 'Authorization: Bearer <key>'",
+            "authentication_error",
+            "invalid_api_key",
+        )
+        await resp(scope, receive, send)  # for a websocket: Starlette's denial response
 
-def _fastapi_app(api_key_env: str, limits: RequestLimits | None = None) -> Any:
+
+def _fastapi_app(
+    api_key_env: str, limits: RequestLimits | None = None, require_key: bool = False
+) -> Any:
     """Ray's ingress app (its error handling, CORS, request ids, HTTP metrics) with this
     platform's API-key check in front, then the request caps, and a ``/health`` route."""
     app = init()
     app.add_middleware(RequestLimitsMiddleware, limits=limits)  # the key is checked first
-    app.add_middleware(APIKeyMiddleware, env=api_key_env)
+    app.add_middleware(APIKeyMiddleware, env=api_key_env, required=require_key)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -397,6 +430,9 @@ class OnPremIngress(OpenAiIngress):
     async def _get_model_id(self, model: str | None) -> str:
         from fastapi import HTTPException
 
+        problem = adapter_name_problem(model)
+        if problem:  # before Ray joins the name to a loading path
+            raise HTTPException(400, problem)
         model_id = await super()._get_model_id(model)
         base = model_id.split(":", 1)[0]
         if model_id != base and model_id not in self._local and base not in self._lora_paths:
@@ -405,6 +441,8 @@ class OnPremIngress(OpenAiIngress):
         return model_id
 
     async def model(self, model_id: str) -> ModelCard | None:
+        if adapter_name_problem(model_id):  # GET /v1/models/<id>: 404, no path is joined
+            return None
         base = self._local.get(model_id)
         if base is None:
             return await super().model(model_id)

@@ -3,9 +3,9 @@
 - :func:`anonymous_problem`: an API that listens beyond loopback without a key is an error at
   deploy, unless the app's args say ``allow_anonymous: true`` (a gateway in front
   authenticates).
-- :class:`RequestLimits` / :class:`RequestLimitsMiddleware`: caps on the body size, the number
-  of messages, the prompt's characters and the stop strings, answered with OpenAI-shaped 4xx
-  errors (``{"error": {"message", "type", "param", "code"}}``).
+- :class:`RequestLimitsMiddleware`: the body size cap (413), then the caps of
+  ``serve/limits.py`` (400), answered in OpenAI's error shape
+  (``{"error": {"message", "type", "param", "code"}}``).
 
 Pure functions and a plain ASGI middleware: tested with starlette's TestClient, no Ray, no vLLM.
 """
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
-LIMITED_PATHS = ("/chat/completions", "/completions")
+from serve.limits import RequestLimits, limit_problem
 
 
 def openai_error(
@@ -60,6 +60,13 @@ def anonymous_problem(
     )
 
 
+def key_required(host: str | None, key: str | None, allow_anonymous: bool) -> bool:
+    """Whether every request must carry the key, even if the variable is empty when it comes:
+    a key was set when the app was built, or the bind needs one. An ingress replica whose
+    variable is empty then refuses every request (401) instead of answering anyone."""
+    return bool(key) or not (allow_anonymous or is_loopback(host))
+
+
 def serve_http_host() -> str | None:
     """The host Serve's HTTP proxies bind, from the running Serve controller (None when no
     controller can be reached: treated as not loopback)."""
@@ -72,80 +79,27 @@ def serve_http_host() -> str | None:
         return None
 
 
-# -- request caps ------------------------------------------------------------------------------
-class RequestLimits(BaseModel):
-    """Caps on one request, checked before the request reaches the engine."""
+# -- adapter names -----------------------------------------------------------------------------
+ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
-    model_config = ConfigDict(extra="forbid")
 
-    max_body_bytes: int = Field(default=1_000_000, gt=0, description="request body size")
-    max_messages: int = Field(default=256, gt=0, description="messages in one chat request")
-    max_prompt_chars: int = Field(
-        default=200_000, gt=0, description="characters of all messages' text, or of the prompt"
+def adapter_name_problem(model: Any) -> str | None:
+    """Why the adapter part of ``<base>:<adapter>`` is refused, or None (pure). Ray's LoRA
+    loading joins ``f"{dynamic_lora_loading_path}/{adapter}"`` as given, so a name holding
+    ``/`` or ``..`` would reach outside the adapters' folder or bucket prefix."""
+    if not isinstance(model, str) or ":" not in model:
+        return None
+    name = model.split(":", 1)[1]
+    if ADAPTER_NAME.fullmatch(name) and ".." not in name:
+        return None
+    return (
+        f"adapter name {name!r} (in model {model!r}) is not accepted: 1-64 letters, digits, "
+        "'.', '_' or '-', starting with a letter or digit, without '..'. Fix: e.g. "
+        "smollm2-135m-instruct:support"
     )
-    max_stop: int = Field(default=4, ge=0, description="stop strings (OpenAI allows 4)")
-    max_stop_chars: int = Field(default=256, gt=0, description="characters of one stop string")
 
 
-def _text_chars(content: Any) -> int:
-    """Characters of text in a message's content (a string, or a list of parts); anything of
-    another shape counts 0 here and is answered by the request schema."""
-    if isinstance(content, str):
-        return len(content)
-    if isinstance(content, list):
-        return sum(
-            len(p["text"])
-            for p in content
-            if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return 0
-
-
-def limit_problem(body: Any, limits: RequestLimits) -> tuple[str, str] | None:
-    """(message, param) for the first cap a parsed request body breaks, or None (pure)."""
-    if not isinstance(body, dict):
-        return None  # the request schema answers that
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        if len(messages) > limits.max_messages:
-            return (
-                f"messages has {len(messages)} entries; at most {limits.max_messages} are "
-                "accepted. Fix: send fewer, or summarise earlier turns",
-                "messages",
-            )
-        chars = sum(_text_chars(m.get("content")) for m in messages if isinstance(m, dict))
-        if chars > limits.max_prompt_chars:
-            return (
-                f"messages hold {chars} characters of text; at most {limits.max_prompt_chars} "
-                "are accepted. Fix: shorten the conversation",
-                "messages",
-            )
-    prompt = body.get("prompt")
-    if prompt is not None:
-        prompts = prompt if isinstance(prompt, list) else [prompt]
-        chars = sum(len(p) for p in prompts if isinstance(p, str))
-        if chars > limits.max_prompt_chars:
-            return (
-                f"prompt holds {chars} characters; at most {limits.max_prompt_chars} are "
-                "accepted. Fix: shorten the prompt",
-                "prompt",
-            )
-    stop = body.get("stop")
-    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
-    if len(stops) > limits.max_stop:
-        return (
-            f"stop has {len(stops)} strings; at most {limits.max_stop} are accepted",
-            "stop",
-        )
-    for s in stops:
-        if isinstance(s, str) and len(s) > limits.max_stop_chars:
-            return (
-                f"a stop string has {len(s)} characters; at most {limits.max_stop_chars}",
-                "stop",
-            )
-    return None
-
-
+# -- the middleware --------------------------------------------------------------------------
 class RequestLimitsMiddleware:
     """Reads a POST body up to ``limits.max_body_bytes`` (413 beyond it), checks the caps of
     completion requests (400), then hands the body on unchanged."""
@@ -182,17 +136,24 @@ class RequestLimitsMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if scope.get("path", "").endswith(LIMITED_PATHS):
-            try:
-                parsed = json.loads(body)
-            except ValueError:
-                parsed = None  # the route's own validation answers malformed JSON
+        # Every POST body, whatever its path: the caps read only OpenAI request fields, and a
+        # route added later (or under another prefix) is covered without a list to update.
+        try:
+            parsed = json.loads(body)
             problem = limit_problem(parsed, self.limits)
-            if problem:
-                message, param = problem
-                resp = openai_error(400, message, "invalid_request_error", "limit_exceeded", param)
-                await resp(scope, receive, send)
-                return
+        except RecursionError:
+            parsed, problem = None, ("the request body is nested too deeply", None)
+        except ValueError:
+            parsed, problem = None, None  # not JSON: the route's own validation answers it
+        code = "limit_exceeded"
+        if not problem and isinstance(parsed, dict):
+            name = adapter_name_problem(parsed.get("model"))
+            problem, code = ((name, "model"), "invalid_model_name") if name else (None, code)
+        if problem:
+            message, param = problem
+            resp = openai_error(400, message, "invalid_request_error", code, param)
+            await resp(scope, receive, send)
+            return
         sent = False
 
         async def replay() -> dict:

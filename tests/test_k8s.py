@@ -304,7 +304,10 @@ def test_gpu_worker_groups_match_the_onprem_fleet():
         assert env["ONPREM_ACCELERATOR_TYPE"] == model and env["OMP_WAIT_POLICY"] == "PASSIVE"
         assert env["ONPREM_ROOT"] == "/mnt/onprem"
     assert cluster["spec"]["enableInTreeAutoscaling"] is True
-    assert cluster["spec"]["authOptions"] == {"mode": "token", "secretName": "onprem-ray-auth"}
+    assert cluster["spec"]["authOptions"] == {
+        "mode": "token",
+        "secretName": "onprem-ray-auth-batch",
+    }
 
 
 def test_image_holds_what_the_cluster_launcher_syncs():
@@ -382,10 +385,21 @@ def test_serve_pods_cannot_read_batch_credentials():
     serve_secrets = _secrets_of(service) | {
         service["spec"]["rayClusterConfig"]["authOptions"]["secretName"]
     }
-    assert serve_secrets == {"onprem-llm-api", "onprem-llm-ledger", "onprem-ray-auth"}
+    assert serve_secrets == {"onprem-llm-api", "onprem-llm-ledger-serve", "onprem-ray-auth-serve"}
     (_, cluster), *_ = of_kind("RayCluster")
     assert batch_only <= _secrets_of(cluster)
     assert not batch_only & serve_secrets
+
+
+def test_serve_pods_mount_the_shared_volume_read_only():
+    (where, service), *_ = of_kind("RayService")
+    mounts = [m for pod in pod_specs(service) for c in pod["containers"] for m in c["volumeMounts"]]
+    data = [m for m in mounts if m["mountPath"] == "/mnt/onprem"]
+    assert len(data) == 2 and all(m.get("readOnly") is True for m in data), where
+    (where, cluster), *_ = of_kind("RayCluster")  # the jobs write models, runs and reports
+    for pod in pod_specs(cluster):
+        for c in pod["containers"]:
+            assert all(not m.get("readOnly") for m in c["volumeMounts"]), where
 
 
 def test_the_ledger_is_postgres_on_every_ray_pod():
@@ -395,7 +409,13 @@ def test_the_ledger_is_postgres_on_every_ray_pod():
                 env = {e["name"]: e.get("value") for e in container.get("env", [])}
                 assert env.get("ONPREM_MULTI_NODE") == "1", where  # SQLite is refused
                 refs = [r["secretRef"] for r in container.get("envFrom", []) if "secretRef" in r]
-                ledger = [r for r in refs if r["name"] == "onprem-llm-ledger"]
+                # Serve pods write the ledger as ledger_serve (cluster/ledger_roles.py)
+                name = (
+                    "onprem-llm-ledger-serve"
+                    if doc["kind"] == "RayService"
+                    else "onprem-llm-ledger"
+                )
+                ledger = [r for r in refs if r["name"] == name]
                 assert ledger and not ledger[0].get("optional"), f"{where}: the ledger is required"
     (where, sts), *_ = of_kind("StatefulSet")
     assert sts["metadata"]["name"] == "onprem-llm-postgres", where
@@ -427,13 +447,10 @@ def test_network_is_default_deny_with_only_the_needed_allows():
     serve = policies["allow-serve-api"]
     assert serve["podSelector"] == {"matchLabels": {"onprem/ray-cluster": "serve"}}
     assert _ports(serve["ingress"][0]) == {8000}
-    dash = policies["allow-dashboard-from-namespace"]
-    assert dash["podSelector"] == {"matchLabels": {"ray.io/node-type": "head"}}
-    from_namespace, operator = dash["ingress"]
-    assert from_namespace["from"] == [{"podSelector": {}}] and _ports(from_namespace) == {8265}
-    assert operator["from"][0]["podSelector"] == {
-        "matchLabels": {"app.kubernetes.io/name": "kuberay-operator"}
-    }
+    (batch_dash,) = policies["allow-batch-dashboard-from-namespace"]["ingress"]
+    assert _ports(batch_dash) == {8265}
+    (operator,) = policies["allow-dashboards-from-kuberay-operator"]["ingress"]
+    assert _ports(operator) == {8265, 52365}
     scrape = policies["allow-metrics-scrape"]["ingress"][0]
     assert _ports(scrape) == {8080} and "namespaceSelector" in scrape["from"][0]
     for name in ("batch", "serve"):
@@ -441,14 +458,14 @@ def test_network_is_default_deny_with_only_the_needed_allows():
         selector = {"matchLabels": {"onprem/ray-cluster": name}}
         assert intra["podSelector"] == selector
         assert intra["ingress"] == [{"from": [{"podSelector": selector}]}]
-    # Internet egress (443) only for the batch cluster and, for the autoscaler, the heads.
+    # Internet egress (443) only for the batch cluster; the heads reach the API server only.
     open_egress = {
         name
         for name, spec in policies.items()
         for rule in spec.get("egress", [])
         if "to" not in rule
     }
-    assert open_egress == {"allow-batch-egress-https", "allow-heads-to-kubernetes-api"}
+    assert open_egress == {"allow-batch-egress-https"}
 
 
 def test_pod_labels_match_what_the_policies_select():
@@ -615,3 +632,168 @@ def test_the_guides_describe_the_finetune_rayjob_as_it_runs():
     for guide in ("masterclass.md", "masterclass.es.md", "onprem.md"):
         text = re.sub(r"\s*\\\n\s*", " ", (REPO / "docs" / guide).read_text())
         assert entry in " ".join(text.split()), guide
+# -- who reaches what: the policies evaluated as a CNI would --------------------------------
+
+NAMESPACE = "onprem-llm"
+SERVE_HEAD = {"ray.io/node-type": "head", "onprem/ray-cluster": "serve"}
+BATCH_HEAD = {"ray.io/node-type": "head", "onprem/ray-cluster": "batch"}
+OPERATOR = {"app.kubernetes.io/name": "kuberay-operator"}
+SUBMITTER = {"batch.kubernetes.io/job-name": "pull-abc"}  # a RayJob submitter or CronJob pod
+API_SERVER = "192.0.2.1"  # the placeholder of allow-heads-to-kubernetes-api
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Kubernetes label-selector semantics (matchLabels AND matchExpressions)."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        has, value = e["key"] in labels, labels.get(e["key"])
+        ok = {
+            "In": has and value in e.get("values", []),
+            "NotIn": not has or value not in e.get("values", []),
+            "Exists": has,
+            "DoesNotExist": not has,
+        }[e["operator"]]
+        if not ok:
+            return False
+    return True
+
+
+def _peer_matches(peer: dict[str, Any], labels: dict[str, str], namespace: str, ip: str) -> bool:
+    import ipaddress
+
+    if "ipBlock" in peer:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(peer["ipBlock"]["cidr"])
+    if "namespaceSelector" in peer:
+        ns_labels = {"kubernetes.io/metadata.name": namespace}
+        if not _selects(peer["namespaceSelector"], ns_labels):
+            return False
+    elif namespace != NAMESPACE:  # a bare podSelector means this namespace
+        return False
+    return _selects(peer.get("podSelector") or {}, labels)
+
+
+def _allowed(direction: str, pod: dict[str, str], peer: tuple[dict, str, str], port: int) -> bool:
+    """Whether some policy of the namespace allows ``direction`` traffic of ``pod`` to/from
+    ``peer`` (labels, namespace, IP) on ``port``; default-deny selects every pod."""
+    key, side = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    for spec in _policies().values():
+        if direction not in spec["policyTypes"] or not _selects(spec["podSelector"], pod):
+            continue
+        for rule in spec.get(key, []):
+            ports = _ports(rule)
+            if ports and port not in ports:
+                continue
+            peers = rule.get(side)
+            if peers is None or any(_peer_matches(p, *peer) for p in peers):
+                return True
+    return False
+
+
+def reaches(
+    src: dict[str, str], dst: dict[str, str], port: int, *, src_ns: str = NAMESPACE
+) -> bool:
+    """A pod of this namespace (or of ``src_ns``) can open ``dst:port`` (a pod here)."""
+    egress = src_ns != NAMESPACE or _allowed("Egress", src, (dst, NAMESPACE, "10.0.0.9"), port)
+    return egress and _allowed("Ingress", dst, (src, src_ns, "10.0.0.8"), port)
+
+
+def reaches_outside(src: dict[str, str], ip: str, port: int) -> bool:
+    return _allowed("Egress", src, ({}, "elsewhere", ip), port)
+
+
+def test_only_the_operator_reaches_the_serve_heads_dashboard():
+    serve_pod = {"onprem/ray-cluster": "serve"}
+    batch_pod = {"onprem/ray-cluster": "batch"}
+    for port in (8265, 52365):
+        assert reaches(OPERATOR, SERVE_HEAD, port, src_ns="kuberay-system")
+        assert reaches(OPERATOR, BATCH_HEAD, port, src_ns="kuberay-system")
+        # the operator's label is not enough: any namespace can set it
+        assert not reaches(OPERATOR, SERVE_HEAD, port, src_ns="some-team")
+        assert not reaches(OPERATOR, SERVE_HEAD, port)
+        for src in (batch_pod, BATCH_HEAD, SUBMITTER, {}):
+            assert not reaches(src, SERVE_HEAD, port), (src, port)
+    # the batch head's Jobs API: from job submitters and the batch cluster, not from Serve pods
+    assert reaches(SUBMITTER, BATCH_HEAD, 8265) and reaches(batch_pod, BATCH_HEAD, 8265)
+    assert not reaches(serve_pod, BATCH_HEAD, 8265) and not reaches(SERVE_HEAD, BATCH_HEAD, 8265)
+    assert not reaches(SUBMITTER, BATCH_HEAD, 8265, src_ns="some-team")
+    # a Ray cluster's own pods still reach their head on every port
+    assert reaches(serve_pod, SERVE_HEAD, 8265) and reaches(serve_pod, SERVE_HEAD, 6379)
+    # the API is open to clients (the key still applies)
+    assert reaches(SUBMITTER, SERVE_HEAD, 8000)
+
+
+def test_each_ray_cluster_has_its_own_token():
+    (_, cluster), *_ = of_kind("RayCluster")
+    (_, service), *_ = of_kind("RayService")
+    batch = cluster["spec"]["authOptions"]["secretName"]
+    serve = service["spec"]["rayClusterConfig"]["authOptions"]["secretName"]
+    assert batch != serve
+    (where, cron), *_ = of_kind("CronJob")
+    assert _secrets_of(cron) == {batch}, f"{where}: submits to the batch cluster"
+    assert batch not in _secrets_of(service) and serve not in _secrets_of(cluster)
+
+
+def test_heads_reach_only_the_api_server_outside_and_serve_pods_nothing():
+    for head in (SERVE_HEAD, BATCH_HEAD):
+        assert reaches_outside(head, API_SERVER, 6443) and reaches_outside(head, API_SERVER, 443)
+    for pod in (SERVE_HEAD, {"onprem/ray-cluster": "serve"}):
+        for ip, port in (("1.1.1.1", 443), ("8.8.8.8", 6443), ("10.1.2.3", 443)):
+            assert not reaches_outside(pod, ip, port), (pod, ip, port)
+    # the batch cluster pulls models and prices over HTTPS, and DNS works for everyone
+    assert reaches_outside({"onprem/ray-cluster": "batch"}, "1.1.1.1", 443)
+    text = (K8S / "networkpolicy.yaml").read_text()
+    assert "SET PER CLUSTER" in text and "kubectl get endpointslices" in text
+
+
+def test_the_operator_rule_is_pinned_to_a_namespace():
+    peers = [
+        peer
+        for spec in _policies().values()
+        for rule in spec.get("ingress", [])
+        for peer in rule["from"]
+        if (peer.get("podSelector") or {}).get("matchLabels") == OPERATOR
+    ]
+    assert peers, "the operator is let in somewhere"
+    pinned = {"matchLabels": {"kubernetes.io/metadata.name": "kuberay-system"}}
+    assert all(peer.get("namespaceSelector") == pinned for peer in peers), peers
+
+
+# -- read-only images and root filesystems ----------------------------------------------------
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for pod in pod_specs(doc) for c in pod["containers"] + pod.get("initContainers", [])]
+
+
+def _scratch(pod: dict[str, Any], container: dict[str, Any]) -> set[str]:
+    """The container's mount paths backed by an emptyDir of its pod."""
+    empty = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+    return {m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in empty}
+
+
+def test_root_filesystems_are_read_only_with_writable_scratch():
+    checked = 0
+    for where, doc in MANIFESTS:
+        for pod in pod_specs(doc):
+            for container in pod["containers"]:
+                ctx = container["securityContext"]
+                assert ctx.get("readOnlyRootFilesystem") is True, f"{where} {container['name']}"
+                scratch = _scratch(pod, container)
+                if doc["kind"] in ("RayCluster", "RayService"):  # Ray, vLLM, Triton write here
+                    assert {"/tmp", "/home/ray/.cache"} <= scratch, where
+                    env = {e["name"]: e.get("value") for e in container["env"]}
+                    assert env["TRITON_CACHE_DIR"].startswith("/home/ray/.cache/"), where
+                elif doc["kind"] != "StatefulSet":  # submitters: `ray job submit` zips to /tmp
+                    assert "/tmp" in scratch, where
+                checked += 1
+    assert checked >= 11, "the walk finds the containers"
+
+
+def test_the_image_code_is_owned_by_root():
+    lines = [line.strip() for line in (K8S / "Dockerfile").read_text().splitlines()]
+    copies = [i for i, line in enumerate(lines) if line.startswith("COPY ")]
+    users = [(i, line.split()[1]) for i, line in enumerate(lines) if line.startswith("USER ")]
+    assert copies and not any("--chown" in lines[i] for i in copies), "code owned by root"
+    assert any(u == "root" and i < copies[0] for i, u in users), "copied and installed as root"
+    assert users[-1][1] == "1000", "runs as the ray user"

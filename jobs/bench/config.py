@@ -46,7 +46,12 @@ class BenchConfig(JobConfig):
         description="with watch_replicas: keep watching "
         "this long after the load, to see scale-down",
     )
-    api_key_env: str = "ONPREM_API_KEY"
+    api_key_env: str | None = Field(
+        default=None,
+        description="env var holding the endpoint's API key (never the key itself); when set, "
+        "the variable must exist. Left out: the platform's own address gets ONPREM_API_KEY, "
+        "any other URL no key (cluster/endpoint_keys.py)",
+    )
     timeout_s: float = Field(default=600, gt=0)
     name: str | None = Field(default=None, description="report folder name (default: time)")
 

@@ -3,10 +3,16 @@ tables and summary.json.
 
 report.md is rendered from a Jinja2 template (``templates/report.md.jinja``); report.html is
 that Markdown rendered by markdown-it-py inside ``templates/report.html.jinja``, with the charts
-embedded as base64 PNG (no external resources). Tables are pandas DataFrames: the CSVs hold
-their numbers, the report their formatted text. Everything is written to a temporary folder
-beside the target and renamed into place only when complete, so a failed run never replaces a
-good report::
+this job drew embedded as base64 PNG (no external resources). Tables are pandas DataFrames: the
+CSVs hold their numbers, the report their formatted text.
+
+Strings in the report come from the ledger (any pod with the ledger URL can write a row), the
+configs and the inventory, so none of them is trusted: every value the Markdown template prints
+is escaped for Markdown (:func:`md_text`), the page's title for HTML, CSV cells for spreadsheets
+(:func:`csv_safe`), and report.html embeds only the charts :func:`draw_all` wrote, by name.
+
+Everything is written to a temporary folder beside the target and renamed into place only when
+complete, so a failed run never replaces a good report::
 
     folder = write_report(result, paths.reports_dir() / "cost", sources)
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,7 +32,10 @@ import jinja2
 import numpy as np
 import pandas as pd
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markupsafe import Markup
 
+from cluster.config import folder_name
 from cluster.latency import DEFINITION, phrase
 from jobs.cost import tables
 from jobs.cost.charts import draw_all
@@ -34,24 +44,52 @@ from jobs.cost.sources import InventorySources
 
 TEMPLATES = Path(__file__).with_name("templates")
 
+# What can turn text into live Markdown: links and images need "[", raw HTML and autolinks "<",
+# entities "&", table cells "|", and "\\" could undo an escape. Backticks stay: a code span is
+# inert (it shows its content literally; the tables wrap fleet names in them).
+_MD_SPECIAL = re.compile(r"([\\\[\]<>&|])")
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # a new line could start a new block
+# Spreadsheets run a cell that starts with one of these as a formula (OWASP: CSV injection).
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?\$?[0-9.,]*%?")  # "-12.5%", "-$1,000", "-": a number, not a formula
+
+
+def md_text(value: Any) -> Markup:
+    """``value`` as Markdown that shows it literally: one line, Markdown syntax escaped."""
+    if hasattr(value, "__html__"):  # already Markdown: a macro's output or a cell
+        return value
+    return Markup(_MD_SPECIAL.sub(r"\\\1", _BREAKS.sub(" ", str(value))))
+
 
 def _env() -> jinja2.Environment:
+    # The template writes Markdown, not HTML: autoescape is on only so that Jinja keeps what is
+    # already Markdown (macro output, cells: Markup) apart from raw values, which `finalize`
+    # escapes for Markdown before Jinja's HTML escape sees them (and leaves them alone).
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,  # Markdown; the HTML is escaped by markdown-it ("html": False)
+        autoescape=True,
+        finalize=md_text,
     )
     env.filters.update(
         usd=tables.usd,
         pct=tables.pct,
         share=tables.share,
         tokens=tables.tokens,
-        cell=lambda v: str(v).replace("|", "\\|").replace("\n", " "),
+        cell=md_text,
     )
     return env
+
+
+def _html_env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+    )
 
 
 def latency(result: dict[str, Any]) -> str:
@@ -108,19 +146,40 @@ def markdown(result: dict[str, Any], charts: list[str], src: InventorySources) -
     )
 
 
-def html(text: str, folder: Path, title: str) -> str:
-    """report.md as a self-contained page: images read from ``folder``, embedded as data URIs."""
+def html(text: str, folder: Path, title: str, charts: list[str]) -> str:
+    """report.md as a self-contained page: the ``charts`` this job drew into ``folder``,
+    embedded as data URIs. Any other image is shown as its alt text: nothing else is read."""
+    drawn = set(charts)
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     image = md.renderer.rules["image"]
 
     def embed(tokens: Any, idx: int, options: Any, env: Any) -> str:
         src = tokens[idx].attrGet("src")
+        if src not in drawn:
+            alt = md.renderer.renderInlineAsText(tokens[idx].children or [], options, env)
+            return escapeHtml(alt)
         data = base64.b64encode((folder / src).read_bytes()).decode("ascii")
         tokens[idx].attrSet("src", f"data:image/png;base64,{data}")
         return image(tokens, idx, options, env)
 
     md.renderer.rules["image"] = embed
-    return _env().get_template("report.html.jinja").render(title=title, body=md.render(text))
+    page = _html_env().get_template("report.html.jinja")
+    return page.render(title=title, body=Markup(md.render(text)))
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell and column name that a spreadsheet would run as a formula
+    prefixed with ``'`` (shown as text); numbers, and text that reads as one, are kept."""
+
+    def safe(v: Any) -> Any:
+        if isinstance(v, str) and v.startswith(_FORMULA) and not _NUMBER.fullmatch(v):
+            return "'" + v
+        return v
+
+    out = df.rename(columns=safe)
+    text = out.select_dtypes(include=["object", "string"]).columns
+    out[text] = out[text].map(safe) if len(text) else out[text]
+    return out
 
 
 def write_csvs(result: dict[str, Any], folder: Path, src: InventorySources) -> list[str]:
@@ -142,7 +201,7 @@ def write_csvs(result: dict[str, Any], folder: Path, src: InventorySources) -> l
         "inputs.csv": tables.inputs(result, src),
     }
     for name, df in frames.items():
-        df.to_csv(folder / name, index=False)
+        csv_safe(df).to_csv(folder / name, index=False)
     return list(frames)
 
 
@@ -216,6 +275,7 @@ def _swap(tmp: Path, final: Path) -> None:
 
 def write_report(result: dict[str, Any], root: Path, src: InventorySources) -> Path:
     """Write the whole report under ``root/<name>/`` atomically; returns the folder."""
+    folder_name(result["name"])  # the config checks it; this writer trusts no caller
     final = root / result["name"]
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{result['name']}.tmp-", dir=root))
@@ -224,7 +284,7 @@ def write_report(result: dict[str, Any], root: Path, src: InventorySources) -> P
         charts = draw_all(result, tmp)
         text = markdown(result, charts, src)
         (tmp / "report.md").write_text(text)
-        (tmp / "report.html").write_text(html(text, tmp, f"Cost report {result['name']}"))
+        (tmp / "report.html").write_text(html(text, tmp, f"Cost report {result['name']}", charts))
         write_csvs(result, tmp, src)
         data = json.dumps(summary(result), indent=1, default=_jsonable, allow_nan=False)
         (tmp / "summary.json").write_text(data + "\n")

@@ -6,9 +6,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from cluster.config import JobConfig, Problem
+from cluster.config import JobConfig, Problem, folder_name
 from cluster.llm import CPU_ENGINE_KWARGS, placement
 
 
@@ -26,10 +33,12 @@ class Candidate(BaseModel):
     endpoint: str | None = Field(
         default=None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
     )
-    api_key_env: str = Field(
-        default="ONPREM_API_KEY",
-        description="env var holding the endpoint's API key (never the key itself); when set "
-        "in the config, the variable must exist, e.g. OPENAI_API_KEY for a cloud model",
+    api_key_env: str | None = Field(
+        default=None,
+        description="env var holding the endpoint's API key (never the key itself), e.g. "
+        "OPENAI_API_KEY for a cloud model; when set, the variable must exist. Left out: the "
+        "platform's own address gets ONPREM_API_KEY, any other endpoint no key "
+        "(cluster/endpoint_keys.py)",
     )
     concurrency: int = Field(default=8, ge=1, le=256, description="endpoint requests at once")
 
@@ -124,7 +133,9 @@ class Thresholds(BaseModel):
 class EvalConfig(JobConfig):
     """``python -m jobs.evaluate``: compare candidates with hand-written reference answers."""
 
-    name: str = Field(description="report folder: reports/eval/<name>/")
+    name: Annotated[str, AfterValidator(folder_name)] = Field(
+        description="report folder: reports/eval/<name>/"
+    )
     eval_set: str = Field(
         description="held-out chat JSONL; the final assistant turn of each "
         "line is the reference (a hand-written answer)"

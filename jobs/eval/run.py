@@ -6,13 +6,13 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from cluster import paths
 from cluster.chat import ChatFormatError, Example, read_chat_jsonl, verbatim_references
+from cluster.endpoint_keys import EndpointKeyError, endpoint_key
 from cluster.store import ModelStore, StoreError
 from jobs.eval.config import Candidate, EvalConfig
 from jobs.eval.generate import (
@@ -57,23 +57,17 @@ def preflight(cfg: EvalConfig, store: ModelStore | None = None) -> dict[str, lis
     if "eval" in read and "train" in read and not cfg.allow_verbatim_references:
         problems += verbatim_problem(cfg, read["train"], read["eval"])
     for c in cfg.candidates:
-        # A key variable named in the config must exist: a cloud API refuses requests
-        # without it, and a missing key should stop the run here, not after generation began.
-        if c.endpoint and "api_key_env" in c.model_fields_set and c.api_key_env not in os.environ:
-            problems.append(
-                f"candidate {c.name!r}: api_key_env = {c.api_key_env!r} is not set in the "
-                f"environment. Fix: export {c.api_key_env}=<key> before running (the key never "
-                "goes in the config file)"
-            )
-            continue
         try:
             if c.endpoint:
-                check_endpoint(c.endpoint, c.model or "", os.environ.get(c.api_key_env))
+                # Which key this endpoint may get (the platform's only to the platform), and
+                # a named key variable that is missing, stop the run here, before any request.
+                key = endpoint_key(c.endpoint, c.api_key_env)
+                check_endpoint(c.endpoint, c.model or "", key)
             else:
                 store.resolve(c.model or "")
                 if c.adapter:
                     store.resolve_adapter(c.adapter)
-        except (StoreError, EndpointError) as exc:
+        except (StoreError, EndpointError, EndpointKeyError) as exc:
             problems.append(f"candidate {c.name!r}: {exc}")
     if problems:
         raise EvalInputError("the evaluation cannot start:\n  - " + "\n  - ".join(problems))
@@ -155,7 +149,7 @@ def generate_all(
             run_endpoint(
                 c.endpoint,
                 c.model or "",
-                os.environ.get(c.api_key_env),
+                endpoint_key(c.endpoint, c.api_key_env),
                 todo[c.name],
                 concurrency=c.concurrency,
                 max_tokens=cfg.generation.max_tokens,

@@ -35,3 +35,23 @@ def test_cluster_env_gives_a_shell_the_api_key_without_printing_it(tmp_path):
     shell = f'eval "$({sys.executable} -m cluster env)" && printf %s "$ONPREM_API_KEY"'
     got = subprocess.run(["bash", "-c", shell], env=env, capture_output=True, text=True).stdout
     assert got == key
+
+
+def test_cluster_env_is_shell_quoted(tmp_path):
+    """A root path holding shell syntax stays a path when the output is eval'd."""
+    pwned = tmp_path / "pwned"
+    root = tmp_path / 'a $(touch "$PWNED") `touch "$PWNED"` b\'c'
+    root.mkdir()
+    LocalCluster(root=root).ensure_token()
+    env = {**os.environ, "ONPREM_ROOT": str(root), "PWNED": str(pwned)}
+    env.pop("ONPREM_API_KEY", None)
+    shell = (
+        f'eval "$({sys.executable} -m cluster env)" '
+        '&& printf "%s\\n%s" "$ONPREM_ROOT" "$ONPREM_API_KEY"'
+    )
+    run = subprocess.run(["bash", "-c", shell], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    got_root, got_key = run.stdout.split("\n")
+    assert got_root == str(root)
+    assert got_key == (root / ".cluster" / "api_key").read_text()
+    assert not pwned.exists(), "the root path ran as a command"

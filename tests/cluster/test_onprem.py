@@ -107,6 +107,8 @@ def test_every_worker_declares_its_gpus_and_accelerator_type(inv, committed):
         assert f"--address={inv.head.address}:6379" in args
         env = onprem.node_env(inv, node, OnpremSettings())
         assert env["ONPREM_ACCELERATOR_TYPE"] == node.gpu.model
+        # the one address jobs send the platform's key to: Serve on the head
+        assert env["ONPREM_API_URL"] == f"http://{inv.head.address}:8000"
         summary = (
             f"{node.name} ({node.address}): --num-cpus={node.cpus} --num-gpus={node.gpu.count}"
         )

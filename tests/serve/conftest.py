@@ -12,7 +12,7 @@ from serve.deploy import deploy, load_config, undeploy, wait_running, with_overr
 from tests.conftest import free_port, s3_env
 
 PORT = free_port()
-KEY = "test-key-123"
+KEY = "test-key-0123456789abcdef0123456789abcdef"  # 32+ characters: shorter is refused
 BASE = f"http://127.0.0.1:{PORT}"
 MODEL = "tiny"
 ADAPTER = "tiny:support"

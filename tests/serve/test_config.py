@@ -96,6 +96,23 @@ def test_gpu_placement_gets_no_cpu_settings_and_config_values_win(store):
     assert cpu.engine_kwargs["dtype"] == "bfloat16"  # a config's choice wins
 
 
+def test_the_request_caps_reach_vllms_own_limits_in_each_model_env(store):
+    from serve.limits import RequestLimits
+
+    limits = RequestLimits(max_n=3, max_prompts=5)
+    gpu, _ = llm_config(
+        {
+            "model_loading_config": {"model_id": "m", "model_source": "tiny"},
+            "placement_group_config": {"bundles": [{"GPU": 1}]},
+            "runtime_env": {"env_vars": {"VLLM_MAX_STOP_STRINGS": "8"}},
+        },
+        limits,
+    )
+    env = gpu.runtime_env["env_vars"]
+    assert env["VLLM_MAX_N_SEQUENCES"] == "3" and env["VLLM_MAX_COMPLETION_PROMPTS"] == "5"
+    assert env["VLLM_MAX_STOP_STRINGS"] == "8"  # a model's own setting wins
+
+
 def test_a_model_not_in_the_store_is_refused_with_the_fix(store):
     from cluster.store import StoreError
 

@@ -165,3 +165,148 @@ def test_message_content_of_any_shape_is_left_to_the_schema(content):
     another shape counts no characters and the request schema answers it."""
     body = {"messages": [{"role": "user", "content": content}], "stop": [1, None]}
     assert limit_problem(body, RequestLimits()) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "key", "allow", "required"),
+    [
+        ("0.0.0.0", "k3y", False, True),
+        ("127.0.0.1", "k3y", False, True),  # a key set at build time stays required
+        ("127.0.0.1", None, False, False),
+        ("0.0.0.0", None, True, False),  # a gateway authenticates
+        (None, "k3y", True, True),
+    ],
+)
+def test_a_key_is_required_at_request_time_when_the_build_needed_one(host, key, allow, required):
+    from serve.guard import key_required
+
+    assert key_required(host, key, allow) is required
+
+
+@pytest.fixture
+def required_client(monkeypatch):
+    """The ingress app built requiring a key, with a websocket route."""
+    from fastapi import WebSocket
+
+    from serve.app import _fastapi_app
+
+    monkeypatch.delenv(ENV, raising=False)
+    app = _fastapi_app(ENV, RequestLimits(), require_key=True)
+
+    @app.post("/v1/chat/completions")
+    async def echo() -> dict:
+        return {"ok": True}
+
+    @app.websocket("/v1/realtime")
+    async def realtime(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("open")
+        await ws.close()
+
+    return TestClient(app)
+
+
+def test_an_empty_key_at_request_time_is_401_when_the_app_required_one(required_client):
+    for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer x"}):
+        resp = required_client.post("/v1/chat/completions", json=chat(), headers=headers)
+        assert resp.status_code == 401, resp.text
+        assert resp.json()["error"]["type"] == "authentication_error"
+    assert required_client.get("/health").status_code == 200
+
+
+def test_websockets_need_the_key_too(required_client, monkeypatch):
+    from starlette.testclient import WebSocketDenialResponse
+
+    with (  # empty variable: refused
+        pytest.raises(WebSocketDenialResponse) as denied,
+        required_client.websocket_connect("/v1/realtime"),
+    ):
+        pass
+    assert denied.value.status_code == 401
+    monkeypatch.setenv(ENV, "s3cret")
+    with (  # no header
+        pytest.raises(WebSocketDenialResponse) as denied,
+        required_client.websocket_connect("/v1/realtime"),
+    ):
+        pass
+    assert denied.value.status_code == 401
+    assert denied.value.json()["error"]["code"] == "invalid_api_key"
+    auth = {"Authorization": "Bearer s3cret"}
+    with required_client.websocket_connect("/v1/realtime", headers=auth) as ws:
+        assert ws.receive_text() == "open"
+
+
+BAD_ADAPTERS = ["base:../x", "base:a/b", "base:..", "base:a..b", "base:/etc", "base:", "base:-a",
+                "base:a:b", "base:" + "a" * 65, "base:a\nb"]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", BAD_ADAPTERS)
+def test_adapter_names_outside_the_safe_pattern_are_refused(client, model):
+    from serve.guard import adapter_name_problem
+
+    assert "is not accepted" in adapter_name_problem(model)
+    resp = client.post("/v1/chat/completions", json={**chat(), "model": model})
+    assert_openai_error(resp, 400, "invalid_model_name", "model")
+
+
+@pytest.mark.parametrize("model", ["base", "base:support", "org/model:v1.2_a-b", "a:" + "b" * 64])
+def test_safe_adapter_names_pass(client, model):
+    from serve.guard import adapter_name_problem
+
+    assert adapter_name_problem(model) is None
+    assert client.post("/v1/chat/completions", json={**chat(), "model": model}).status_code == 200
+
+
+def test_the_ingress_refuses_an_unsafe_adapter_before_ray_joins_its_path():
+    """OnPremIngress's model lookup (GET /v1/models/<id>, and every request's model id) stops
+    at the name: Ray's own lookup, which joins the name to the loading path, is never called."""
+    import asyncio
+
+    from fastapi import HTTPException
+
+    from serve.app import OnPremIngress
+
+    ingress = object.__new__(OnPremIngress)  # no Serve deployment: the methods only
+    ingress._local, ingress._model_cards, ingress._lora_paths = {}, {}, {"base": "s3://b/lora"}
+    assert asyncio.run(ingress.model("base:../../other-bucket/x")) is None
+    with pytest.raises(HTTPException) as err:
+        asyncio.run(ingress._get_model_id("base:../x"))
+    assert err.value.status_code == 400 and "is not accepted" in err.value.detail
+
+
+def test_config_adapter_names_follow_the_same_pattern(platform_root):
+    from serve.app import llm_config
+
+    raw = {"model_loading_config": {"model_id": "m", "model_source": "s3://b/m"}}
+    with pytest.raises(ValueError, match=r"adapter name '\.\./x'.*is not accepted"):
+        llm_config({**raw, "adapters": {"../x": "runs/r1"}})
+
+
+def test_rays_proxy_reads_its_control_headers_before_the_ingress_so_the_gateway_strips_them():
+    """Ray 2.60's proxy applies x-request-timeout-seconds and x-request-disconnect-disabled
+    itself (serve/_private/proxy.py), before the request reaches the ingress: the ingress cannot
+    strip them, so docs/onprem.md tells the gateway to. This pins the fact the docs rely on."""
+    import inspect
+
+    from ray.serve._private import proxy
+    from ray.serve._private.http_util import (
+        parse_disconnect_disabled_header,
+        parse_request_timeout_header,
+    )
+
+    from tests.conftest import REPO
+
+    assert parse_request_timeout_header({b"x-request-timeout-seconds": b"0"}, 30.0) is None
+    assert parse_disconnect_disabled_header({b"x-request-disconnect-disabled": b"?1"}) is True
+    code = inspect.getsource(proxy)
+    assert "parse_request_timeout_header(" in code and "parse_disconnect_disabled_header(" in code
+    doc = (REPO / "docs" / "onprem.md").read_text()
+    gateway = doc.split("### What a gateway in front must add")[1].split("\n## ")[0]
+    for needle in (
+        "x-request-timeout-seconds",
+        "x-request-disconnect-disabled",
+        "/-/routes",
+        "client_max_body_size",
+        "TLS",
+    ):
+        assert needle in gateway, needle
