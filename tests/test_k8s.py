@@ -632,6 +632,8 @@ def test_the_guides_describe_the_finetune_rayjob_as_it_runs():
     for guide in ("masterclass.md", "masterclass.es.md", "onprem.md"):
         text = re.sub(r"\s*\\\n\s*", " ", (REPO / "docs" / guide).read_text())
         assert entry in " ".join(text.split()), guide
+
+
 # -- who reaches what: the policies evaluated as a CNI would --------------------------------
 
 NAMESPACE = "onprem-llm"
@@ -742,7 +744,7 @@ def test_heads_reach_only_the_api_server_outside_and_serve_pods_nothing():
             assert not reaches_outside(pod, ip, port), (pod, ip, port)
     # the batch cluster pulls models and prices over HTTPS, and DNS works for everyone
     assert reaches_outside({"onprem/ray-cluster": "batch"}, "1.1.1.1", 443)
-    text = (K8S / "networkpolicy.yaml").read_text()
+    text = (K8S / "base" / "networkpolicy.yaml").read_text()
     assert "SET PER CLUSTER" in text and "kubectl get endpointslices" in text
 
 
