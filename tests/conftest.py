@@ -217,6 +217,9 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     try:
         yield cluster
     finally:
+        import ray
+
+        ray.shutdown()  # this process's connection first: a driver outliving its GCS aborts
         cluster.down()
         for k, v in saved.items():
             if v is None:

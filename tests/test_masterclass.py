@@ -46,6 +46,8 @@ def test_an_excerpt_matches_output_in_order_with_ellipses_as_wildcards():
     # out of order, or not printed at all: named
     assert mismatches("step 6/6 | loss …\nstep 1/6 | loss …", output) == ["step 1/6 | loss …"]
     assert mismatches("Job '…' failed", output) == ["Job '…' failed"]
+    # table columns: any run of spaces matches any other
+    assert mismatches("node  state   CPU", "  node   state CPU\n") == []
 
 
 def test_a_script_marks_each_block_and_its_output_splits_back():

@@ -100,6 +100,7 @@ def story(tmp_path_factory: pytest.TempPathFactory):
         proc = story.run_shell(BLOCKS[:-1], first=1)  # all but the clean-up
         story.returncode, story.output = proc.returncode, proc.stdout
         story.blocks = split_output(proc.stdout)
+        (root / "story.log").write_text(proc.stdout)  # the whole run, to read after a failure
         print(*re.findall(r"### masterclass block .*", proc.stdout), sep="\n")  # timings
         yield story
     finally:  # whatever happened, leave no cluster behind
@@ -198,7 +199,7 @@ def test_served_answers_equal_batch_answers(story, tmp_path):
             "name=parity",
             f"eval_set={subset}",
             "retention_set=null",
-            "bootstrap_samples=50",
+            "bootstrap_samples=100",
             "generation.max_tokens=48",
             "engine.cpus=0.5",
             "engine.engine_kwargs={max_model_len: 2048, enforce_eager: true, max_num_seqs: 1}",

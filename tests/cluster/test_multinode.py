@@ -275,7 +275,7 @@ def test_a_removed_node_is_survived_by_the_serve_app(fleet, serving_model_dir):
 
     def noticed():  # Serve no longer counts a replica on the removed node as running
         reps = details(handle)["applications"]["llm"]["deployments"]["LLMServer:tiny"]["replicas"]
-        return not any(r["node_id"] == victim_id and r["state"] == "RUNNING" for r in reps)
+        return not any(r.get("node_id") == victim_id and r["state"] == "RUNNING" for r in reps)
 
     assert _wait(noticed, 120), "Serve still routes to the removed node's replica"
     noticed_at = len(codes)

@@ -199,8 +199,7 @@ def test_a_replica_killed_mid_stream_ends_the_stream_with_an_error_event(served)
                 killed = [
                     p
                     for p in cluster.processes()
-                    if f"LLMServer:{MODEL}" in " ".join(p.cmdline())
-                    and "ServeReplica" in " ".join(p.cmdline())
+                    if f"ServeReplica:llm:LLMServer:{MODEL}" in " ".join(p.cmdline())
                 ]
                 assert len(killed) == 1, [p.cmdline() for p in killed]
                 killed[0].send_signal(signal.SIGKILL)
