@@ -25,6 +25,51 @@ def llm_cfg():
     )
 
 
+PRIVATE = ("ray.llm._internal", "ray._common", "ray._private", "ray.serve._private")
+
+
+def test_only_serve_ray_internals_touches_ray_internals():
+    """Every import of a private Ray module, or of a private name from a Ray module, in the
+    serve package is in serve/ray_internals.py."""
+    import ast
+
+    from tests.conftest import REPO
+
+    found = []
+    for path in sorted((REPO / "serve").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [a.name for a in node.names]
+                private = node.module.startswith(PRIVATE) or (
+                    node.module.startswith("ray") and any(n.startswith("_") for n in names)
+                )
+            elif isinstance(node, ast.Import):
+                private = any(a.name.startswith(PRIVATE) for a in node.names)
+            else:
+                continue
+            if private:
+                found.append(path.name)
+    assert set(found) == {"ray_internals.py"}, found
+
+
+def test_no_private_method_of_rays_classes_is_overridden():
+    from ray.serve.llm.deployment import LLMServer as RayLLMServer
+    from ray.serve.llm.ingress import OpenAiIngress
+
+    from serve.app import LLMServer
+    from serve.ingress import OnPremIngress
+
+    seen, shadowing = [], []
+    for cls, base in ((OnPremIngress, OpenAiIngress), (LLMServer, RayLLMServer)):
+        for name, value in vars(cls).items():
+            if name.startswith("_") and not name.startswith("__") and inspect.isfunction(value):
+                seen.append(name)
+                if hasattr(base, name):
+                    shadowing.append(f"{cls.__name__}.{name}")
+    assert "_retried_once" in seen  # the check sees the classes' own helpers...
+    assert shadowing == []  # ...and none of them is one of Ray's
+
+
 # -- serve/ray_internals.py, one test each -----------------------------------------------------
 def test_head_node_resource_name():
     """``ray._common.constants.HEAD_NODE_RESOURCE_NAME``: the resource only the head offers,
