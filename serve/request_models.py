@@ -27,6 +27,8 @@ def _validated(data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if any(c.__name__ == "VLLMClientError" for c in type(exc).__mro__):
+            raise ValueError(first[:300]) from None  # vLLM's message, written for the client
         raise ValueError(f"the request does not fit the schema: {first[:300]}") from None
 
 
