@@ -116,11 +116,13 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, nested dicts key by key, ``extra`` winning (pure:
+    neither input is modified)."""
     merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -231,7 +233,7 @@ def load_config(
 ) -> M:
     """Load a job config from YAML (optional) and ``key=value`` overrides."""
     data = _read_yaml(Path(path)) if path else {}
-    data = _merge(data, parse_overrides(overrides))
+    data = deep_merge(data, parse_overrides(overrides))
     source = str(path) if path else "config"
     return validate(schema, data, source)
 

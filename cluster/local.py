@@ -50,6 +50,22 @@ def _env_int(name: str, default: int) -> int:
         ) from None
 
 
+# Ray's logical CPUs are scheduling slots, not threads. The demo's Serve app holds, at its
+# peak, one engine bundle of 1 CPU per replica: two of the autoscaled model and one of the
+# other (cluster/serve_configs.py's peak_cpus of serve/config.yaml: 3), and a job can run beside
+# it (the evaluation on a rerun of the demo). A 2-core laptop offering 2 left the autoscaled
+# model nowhere to put its second replica ("replicas: 1 at start, peak 1"). The engines' threads
+# do not follow this count: vLLM's CPU backend runs unpinned (VLLM_CPU_OMP_THREADS_BIND=nobind,
+# cluster/llm.py) and Ray sets each worker's OMP_NUM_THREADS from the CPUs of its own bundle.
+MIN_LOGICAL_CPUS = 4
+
+
+def default_cpus() -> int:
+    """The logical CPUs the local head offers: this machine's cores, at least
+    :data:`MIN_LOGICAL_CPUS` (``ONPREM_NUM_CPUS`` sets another count)."""
+    return max(os.cpu_count() or 1, MIN_LOGICAL_CPUS)
+
+
 @dataclass(frozen=True)
 class LocalCluster:
     """Settings of the local head; ``from_env`` reads the overrides."""
@@ -58,7 +74,7 @@ class LocalCluster:
     dashboard_port: int = 8265
     client_port: int = 10001
     agent_port: int = 52365
-    num_cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+    num_cpus: int = field(default_factory=default_cpus)
     # This machine's GPUs (nvidia-smi), so a GPU workstation runs the same jobs on CUDA.
     num_gpus: int = field(default_factory=lambda: len(local_gpus()))
     object_store_mb: int = 200
@@ -72,7 +88,7 @@ class LocalCluster:
             dashboard_port=_env_int("ONPREM_DASHBOARD_PORT", 8265),
             client_port=_env_int("ONPREM_CLIENT_PORT", 10001),
             agent_port=_env_int("ONPREM_AGENT_PORT", 52365),
-            num_cpus=_env_int("ONPREM_NUM_CPUS", os.cpu_count() or 1),
+            num_cpus=_env_int("ONPREM_NUM_CPUS", default_cpus()),
             num_gpus=_env_int("ONPREM_NUM_GPUS", len(local_gpus())),
             object_store_mb=_env_int("ONPREM_OBJECT_STORE_MB", 200),
         )

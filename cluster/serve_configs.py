@@ -234,6 +234,25 @@ def write_serve_8b(fleet: str = "onprem", check: bool = False) -> bool:
 # -- waiting for the models a Serve config needs -----------------------------------------------
 
 
+def peak_cpus(config: dict[str, Any]) -> float:
+    """The logical CPUs a Serve config's placements hold when every model runs its most
+    replicas (``autoscaling_config.max_replicas``, else ``num_replicas``, else 1): each replica's
+    engine bundles plus the replica actor's own ``num_cpus``; the ingress's too (pure)."""
+    total = 0.0
+    for app in config.get("applications") or []:
+        args = app.get("args") or {}
+        for llm in args.get("llm_configs") or []:
+            dep = llm.get("deployment_config") or {}
+            auto = dep.get("autoscaling_config") or {}
+            replicas = auto.get("max_replicas") or dep.get("num_replicas") or 1
+            bundles = (llm.get("placement_group_config") or {}).get("bundles") or []
+            own = (dep.get("ray_actor_options") or {}).get("num_cpus", 0)
+            total += replicas * (sum(float(b.get("CPU", 0)) for b in bundles) + float(own))
+        ingress = args.get("ingress_deployment_config") or {}
+        total += float((ingress.get("ray_actor_options") or {}).get("num_cpus", 0))
+    return total
+
+
 def required_models(config: dict[str, Any]) -> list[tuple[str, str]]:
     """``("model" | "adapter", ref)`` for every local model and adapter a Serve config loads
     (remote URIs such as s3:// are the engine's business). Pure."""

@@ -162,9 +162,12 @@ def render() -> str:
         "→ 503), `lora_config`, `runtime_env`; plus `adapters` (name → `runs/<run>/adapter` or "
         "a store entry), served as `<model_id>:<name>`.",
         "",
-        "Deployments: `OnPremIngress` (Ray's `OpenAiIngress` with the API key, local adapters "
-        "and 503s) → one `LLMServer:<model_id>` deployment per model (Ray's vLLM server with "
-        "local LoRA folders and replica-hours in the usage ledger).",
+        "Deployments: `OnPremIngress` (Ray's `OpenAiIngress` with local adapters, one retry "
+        "when a replica is lost before answering, on this platform's FastAPI app: request id, "
+        "CORS, error bodies, API key, request checks, in that order; serve/ingress.py) → one "
+        "`LLMServer:<model_id>` deployment per model (Ray's vLLM server with local LoRA "
+        "folders, a health check that fails on a stuck engine, and replica-hours in the usage "
+        "ledger).",
         "",
         "### API",
         "",
@@ -179,10 +182,15 @@ def render() -> str:
         "| `GET /openapi.json` | the OpenAPI schema (the fuzz test reads it) |",
         "",
         'Errors are `{"error": {"message", "type", "param", "code"}}`: 400 for a malformed '
-        "body (invalid JSON or UTF-8, wrong types, `max_tokens` out of range, a prompt longer "
-        "than the context); 401 for a missing or wrong API key (when `api_key_env` holds one); "
-        "404 for an unknown model or adapter; 503 with `Retry-After` when a model's queue is "
-        "full.",
+        "body, naming the field in `param` (invalid JSON or UTF-8, JSON nested past the "
+        "parser's limit, text with a lone UTF-16 surrogate, a message without the `content` "
+        "OpenAI requires, wrong types, `max_tokens` out of range, a prompt longer than the "
+        "context, a request over `limits`); 401 for a missing or wrong API key (when "
+        "`api_key_env` holds one; a CORS preflight needs none); 404 for an unknown model or "
+        "adapter; 413 for a body over `limits.max_body_bytes`; 503 with `Retry-After` when a "
+        "model's queue is full or its replica was lost twice. Anything else is a 500 whose "
+        "message holds only the request id (`X-Request-ID`); the traceback is in the ingress "
+        "replica's log under that id.",
         "",
         "Metrics (Prometheus, through Ray's metrics agent on each node): vLLM's engine metrics "
         "as `ray_vllm_*` (requests running and waiting, KV-cache use, time to first token, "

@@ -7,60 +7,48 @@ ingress in front of one vLLM ``LLMServer`` deployment per base model), built fro
 - LoRA adapters from local run folders or store entries, served as ``<base>:<adapter>``
   (Ray's own ``lora_config.dynamic_lora_loading_path`` serves adapters from ``s3://``);
 - CPU defaults for vLLM (KV-cache size, OpenMP threads) when a model is placed on CPUs;
-- a bearer API key on every route but ``/health``, with OpenAI-shaped 401s, and 503 with
-  ``Retry-After`` when a model's request queue is full; no key on a non-loopback bind is a
-  deploy error unless ``allow_anonymous: true``; request caps (``limits``, serve/limits.py);
-- replica-hours in the usage ledger.
+- the front (serve/ingress.py): a bearer API key on every route but ``/health``; CORS
+  preflights answered without it; malformed requests and request caps answered 4xx before
+  vLLM (serve/guard.py, serve/malformed.py, serve/limits.py); error bodies that never carry
+  internals (serve/errors.py); no key on a non-loopback bind is a deploy error unless
+  ``allow_anonymous: true``;
+- a health check that fails when the engine is stuck, and replica-hours in the usage ledger.
+
+Built from Ray's public ``ray.serve.llm`` builders; the few Ray internals it needs live in
+serve/ray_internals.py.
 
     serve run serve/config.yaml          # or: serve deploy serve/config.yaml
     curl -H "Authorization: Bearer $ONPREM_API_KEY" http://127.0.0.1:8000/v1/models
 """
 
-# FastAPI reads the route signatures at runtime: no `from __future__ import annotations` here.
+from __future__ import annotations
 
 import copy
-import hmac
 import logging
 import os
 from typing import Any
 
-from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
-from ray._common.constants import HEAD_NODE_RESOURCE_NAME
-from ray.llm._internal.serve.core.configs.openai_api_models import (
-    ChatCompletionRequest,
-    ModelCard,
-    ModelList,
-    to_model_metadata,
-)
-from ray.llm._internal.serve.core.ingress.ingress import (
-    OpenAiIngress,
-    init,
-    make_fastapi_ingress,
-)
-from ray.llm._internal.serve.core.server.builder import build_llm_deployment
-from ray.llm._internal.serve.core.server.llm_server import LLMServer as RayLLMServer
-from ray.llm._internal.serve.utils.lora_serve_utils import LoraModelLoader
-from ray.serve.llm import LLMConfig
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, StreamingResponse
+from ray.serve.llm import LLMConfig, build_llm_deployment
+from ray.serve.llm.deployment import LLMServer as RayLLMServer
+from ray.serve.llm.ingress import make_fastapi_ingress
 
 from cluster.llm import adapter_rank, cpu_engine_defaults, engine_env, lora_engine_kwargs, on_cpu
 from cluster.secret_checks import startup_secret_problems
-from serve.faults import ProgressWatchdog, stream_with_error_event
+from serve import ray_internals
+from serve.faults import ProgressWatchdog
 from serve.guard import (
-    RequestLimitsMiddleware,
+    ModelCatalog,
     adapter_name_problem,
     anonymous_problem,
     key_required,
     serve_http_host,
 )
+from serve.ingress import OnPremIngress, ingress_app, ingress_options
 from serve.limits import RequestLimits, engine_limits_env
 
 log = logging.getLogger("ray.serve")
-
-HEALTH_PATHS = ("/health",)
 
 
 class AppArgs(BaseModel):
@@ -90,8 +78,15 @@ class AppArgs(BaseModel):
     )
     ingress_deployment_config: dict[str, Any] = Field(
         default_factory=dict,
-        description="Serve options of the OpenAI ingress deployment (default: Ray LLM's, on "
-        "the head node with no CPU, so a lost worker node never takes the ingress with it)",
+        description="Serve options of the OpenAI ingress deployment, merged key by key into "
+        "the defaults (Ray LLM's, on the head node with no CPU, so a lost worker node never "
+        "takes the ingress with it; a ray_actor_options.resources of its own replaces the "
+        "head placement)",
+    )
+    cors_allow_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="origins a browser may call the API from (CORS); a preflight is answered "
+        "without the key, the request itself needs it. [] refuses every cross-origin call",
     )
     usage_interval_s: float = Field(default=30.0, gt=0, description="ledger flush period")
     health_stall_s: float = Field(
@@ -169,24 +164,11 @@ def llm_config(
     return LLMConfig.model_validate(cfg), local
 
 
-def ingress_options(llm_configs: list[LLMConfig], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Serve options of the OpenAI ingress: Ray LLM's defaults, on the head node beside the
-    proxy and holding no CPU, then the config's ``ingress_deployment_config``.
-
-    On the head because every request passes through it: a worker node lost takes model
-    replicas with it, which Serve routes around, but an ingress replica lost stops all
-    traffic until Serve replaces it (the likely cause of 15 s without answers seen on the
-    multi-node test fleet before this). The head's loss ends the cluster anyway."""
-    return {
-        **OnPremIngress.get_deployment_options(llm_configs),
-        "ray_actor_options": {"num_cpus": 0, "resources": {HEAD_NODE_RESOURCE_NAME: 0.001}},
-        **overrides,
-    }
-
-
 def build_app(args: dict[str, Any]) -> Any:
-    """Application builder named by ``serve/config.yaml`` (``serve.app:build_app``): Ray's
-    ``build_openai_app`` wiring, with this module's ingress and server classes."""
+    """Application builder named by ``serve/config.yaml`` (``serve.app:build_app``): what Ray's
+    ``build_openai_app`` wires (one ``LLMServer`` deployment per model behind an
+    ``OpenAiIngress``), from Ray's public builders with this platform's server class, ingress
+    class and ingress app (why not ``build_openai_app`` itself: serve/ray_internals.py)."""
     parsed = AppArgs.model_validate(args)  # a bad config fails at deploy, with field names
     secrets = startup_secret_problems(os.environ, parsed.api_key_env)
     if secrets:
@@ -211,53 +193,54 @@ def build_app(args: dict[str, Any]) -> Any:
         )
         for cfg, local in built
     }
-    cards = {cfg.model_id: to_model_metadata(cfg.model_id, cfg) for cfg, _ in built}
     cloud = {
         cfg.model_id: cfg.lora_config.dynamic_lora_loading_path
         for cfg, _ in built
         if cfg.lora_config is not None and cfg.lora_config.dynamic_lora_loading_path
     }
+    local_adapters = {cfg.model_id: sorted(local) for cfg, local in built}
+    app = ingress_app(
+        parsed.api_key_env,
+        parsed.limits,
+        require_key,
+        models=ModelCatalog.of(ids, local_adapters, cloud),
+        cors_allow_origins=parsed.cors_allow_origins,
+    )
     options = ingress_options([cfg for cfg, _ in built], parsed.ingress_deployment_config)
-    app = _fastapi_app(parsed.api_key_env, parsed.limits, require_key)
-    ingress = make_fastapi_ingress(OnPremIngress, app=app)
-    return serve.deployment(ingress, **options).bind(
+    return serve.deployment(make_fastapi_ingress(OnPremIngress, app=app), **options).bind(
         llm_deployments=deployments,
-        model_cards=cards,
+        model_cards={cfg.model_id: ray_internals.model_card(cfg) for cfg, _ in built},
         lora_paths=cloud,
-        local_adapters={cfg.model_id: sorted(local) for cfg, local in built},
+        local_adapters=local_adapters,
         api_key_env=parsed.api_key_env,
     )
 
 
 # -- the model replicas ------------------------------------------------------------------------
-class LocalLoraLoader(LoraModelLoader):
-    """Ray's LoRA loader, which downloads adapters from cloud storage, taught to serve the
-    adapters that already sit in folders of the shared filesystem without copying them."""
+class LocalLoraLoader:
+    """The ``model_downloader`` of this app's server: adapters that already sit in folders of
+    the shared filesystem are served in place, without copying; any other name goes to Ray's
+    own loader, which downloads ``<lora_config.dynamic_lora_loading_path>/<name>``."""
 
     def __init__(self, adapters: dict[str, str], **kwargs: Any):
-        super().__init__(**kwargs)
         self.adapters = adapters
+        self.cloud = ray_internals.cloud_lora_loader(**kwargs)
+        self.loaded: dict[str, Any] = {}
 
     async def load_model_from_config(self, lora_model_id: str, llm_config: LLMConfig) -> Any:
-        from ray.llm._internal.common.models import global_id_manager
-        from ray.llm._internal.common.utils.lora_utils import get_lora_id
-        from ray.llm._internal.serve.core.configs.llm_config import DiskMultiplexConfig
-
-        name = get_lora_id(lora_model_id)
+        name = lora_model_id.split(":", 1)[-1]
         if name not in self.adapters:
-            return await super().load_model_from_config(lora_model_id, llm_config)
-        if lora_model_id not in self.disk_cache:
-            self.disk_cache[lora_model_id] = DiskMultiplexConfig(
-                model_id=lora_model_id,
-                max_total_tokens=None,
-                local_path=self.adapters[name],
-                lora_assigned_int_id=global_id_manager.next(),
+            return await self.cloud.load_model_from_config(lora_model_id, llm_config)
+        if lora_model_id not in self.loaded:
+            self.loaded[lora_model_id] = ray_internals.local_lora(
+                lora_model_id, self.adapters[name]
             )
-        return self.disk_cache[lora_model_id]
+        return self.loaded[lora_model_id]
 
 
 class LLMServer(RayLLMServer):
-    """Ray's vLLM server with local LoRA folders and replica-hours in the usage ledger."""
+    """Ray's vLLM server with local LoRA folders, a health check that fails when the engine is
+    stuck, and replica-hours in the usage ledger."""
 
     async def __init__(
         self,
@@ -274,8 +257,21 @@ class LLMServer(RayLLMServer):
         await super().__init__(llm_config, **kwargs)
         self.usage = _replica_usage(llm_config.model_id, usage_interval_s)
 
-    async def _run_request(self, request: Any, **kwargs: Any) -> Any:
-        return self.progress.watch(await super()._run_request(request, **kwargs))
+    # The engine's outputs of each request that runs the engine, watched for progress.
+    async def chat(self, request: Any, raw_request_info: Any = None) -> Any:
+        return self.progress.watch(await super().chat(request, raw_request_info))
+
+    async def completions(self, request: Any, raw_request_info: Any = None) -> Any:
+        return self.progress.watch(await super().completions(request, raw_request_info))
+
+    async def embeddings(self, request: Any, raw_request_info: Any = None) -> Any:
+        return self.progress.watch(await super().embeddings(request, raw_request_info))
+
+    async def transcriptions(self, request: Any, raw_request_info: Any = None) -> Any:
+        return self.progress.watch(await super().transcriptions(request, raw_request_info))
+
+    async def score(self, request: Any, raw_request_info: Any = None) -> Any:
+        return self.progress.watch(await super().score(request, raw_request_info))
 
     async def check_health(self) -> None:
         """Ray's engine check, and a stuck engine (work waiting, no output) is unhealthy."""
@@ -309,189 +305,3 @@ def _replica_usage(model_id: str, interval_s: float) -> Any:
     replica = serve.get_replica_context().replica_id.unique_id
     app = serve.get_replica_context().app_name
     return ReplicaUsage(f"{app}/{model_id}/{replica}", cpus, gpus, interval_s=interval_s)
-
-
-# -- the OpenAI-compatible front ---------------------------------------------------------------
-def _error(status: int, message: str, type: str, code: str | None, **headers: str) -> JSONResponse:
-    body = {"error": {"message": message, "type": type, "param": None, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers or None)
-
-
-CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-
-
-def message_problem(messages: Any) -> str | None:
-    """What makes a request's ``messages`` unusable, or None (pure). vLLM's request schema
-    accepts any mapping as a message and fails later with a server error on, say, a missing
-    role, so the ingress checks the shape first and answers 400."""
-    if not isinstance(messages, list) or not messages:
-        return "messages must be a non-empty list of {role, content} objects"
-    for i, msg in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(msg, dict):
-            return f"{where} must be an object with role and content"
-        role = msg.get("role")
-        if role not in CHAT_ROLES:
-            return f"{where}.role {role!r} is not one of {', '.join(CHAT_ROLES)}"
-        content = msg.get("content")
-        if isinstance(content, list):
-            for j, part in enumerate(content):
-                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                    return f"{where}.content[{j}] must be an object with a string 'type'"
-                if part["type"] == "text" and not isinstance(part.get("text"), str):
-                    return f"{where}.content[{j}].text must be a string"
-        elif content is not None and not isinstance(content, str):
-            return f"{where}.content must be a string, a list of parts or null"
-    return None
-
-
-class APIKeyMiddleware:
-    """Every HTTP route but ``/health``, and every websocket, needs ``Authorization: Bearer
-    <key>`` when ``env`` holds a key (compared in constant time); a missing or wrong key gets
-    OpenAI's 401. With ``required`` (the app was built needing a key), an empty ``env`` at
-    request time is a 401 too: the check fails closed, never open."""
-
-    def __init__(self, app: Any, env: str = "ONPREM_API_KEY", required: bool = False):
-        self.app, self.env, self.required = app, env, required
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        key = os.environ.get(self.env) or ""
-        checked = scope["type"] in ("http", "websocket") and scope.get("path") not in HEALTH_PATHS
-        if checked and (key or self.required):
-            sent = dict(scope.get("headers") or []).get(b"authorization", b"")
-            token = sent[7:].strip() if sent[:7].lower() == b"bearer " else b""
-            if not key or not token or not hmac.compare_digest(token, key.encode()):
-                await self._refuse(scope, receive, send, bool(key))
-                return
-        await self.app(scope, receive, send)
-
-    async def _refuse(self, scope: dict, receive: Any, send: Any, has_key: bool) -> None:
-        if not has_key:
-            log.error("%s is empty but the app was built to require it: refusing", self.env)
-        if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
-            "extensions", {}
-        ):
-            await send({"type": "websocket.close", "code": 1008})  # policy violation
-            return
-        resp = _error(
-            401,
-            "missing or wrong API key: send 'Authorization: Bearer <key>'",
-            "authentication_error",
-            "invalid_api_key",
-        )
-        await resp(scope, receive, send)  # for a websocket: Starlette's denial response
-
-
-def _fastapi_app(
-    api_key_env: str, limits: RequestLimits | None = None, require_key: bool = False
-) -> Any:
-    """Ray's ingress app (its error handling, CORS, request ids, HTTP metrics) with this
-    platform's API-key check in front, then the request caps, and a ``/health`` route."""
-    app = init()
-    app.add_middleware(RequestLimitsMiddleware, limits=limits)  # the key is checked first
-    app.add_middleware(APIKeyMiddleware, env=api_key_env, required=require_key)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # FastAPI answers {"detail": ...}; OpenAI clients read {"error": {...}}.
-        code = "model_not_found" if exc.status_code == 404 else None
-        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
-        return _error(exc.status_code, str(exc.detail), kind, code, **(exc.headers or {}))
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    return app
-
-
-class OnPremIngress(OpenAiIngress):
-    """Ray's OpenAI ingress that also lists and routes the local adapters of each base model
-    (``<base>:<adapter>``) and answers a full request queue with 503 and ``Retry-After``."""
-
-    def __init__(
-        self,
-        llm_deployments: dict[str, Any],
-        model_cards: dict[str, ModelCard],
-        *,
-        lora_paths: dict[str, str] | None = None,
-        local_adapters: dict[str, list[str]] | None = None,
-        api_key_env: str = "ONPREM_API_KEY",
-    ):
-        super().__init__(llm_deployments, model_cards, lora_paths=lora_paths)
-        self._local = {
-            f"{base}:{name}": base
-            for base, names in (local_adapters or {}).items()
-            for name in names
-        }
-        if not os.environ.get(api_key_env):
-            log.warning("%s is not set: the API accepts requests without a key", api_key_env)
-
-    async def _get_model_id(self, model: str | None) -> str:
-        from fastapi import HTTPException
-
-        problem = adapter_name_problem(model)
-        if problem:  # before Ray joins the name to a loading path
-            raise HTTPException(400, problem)
-        model_id = await super()._get_model_id(model)
-        base = model_id.split(":", 1)[0]
-        if model_id != base and model_id not in self._local and base not in self._lora_paths:
-            available = ", ".join([*self._model_cards, *self._local])
-            raise HTTPException(404, f"model {model_id!r} does not exist; available: {available}")
-        return model_id
-
-    async def model(self, model_id: str) -> ModelCard | None:
-        if adapter_name_problem(model_id):  # GET /v1/models/<id>: 404, no path is joined
-            return None
-        base = self._local.get(model_id)
-        if base is None:
-            return await super().model(model_id)
-        card = self._model_cards[base]
-        return ModelCard(
-            id=model_id,
-            object="model",
-            owned_by=card.owned_by,
-            permission=list(card.permission),
-            metadata={**card.metadata, "base_model_id": base},
-        )
-
-    async def models(self) -> ModelList:
-        listed = await super().models()
-        local = [await self.model(m) for m in self._local]
-        return ModelList(data=[*listed.data, *local])
-
-    async def chat(self, body: ChatCompletionRequest, request: Request) -> Any:
-        problem = message_problem(body.messages)
-        if problem:
-            return _error(400, problem, "invalid_request_error", "invalid_messages")
-        return await super().chat(body, request)
-
-    async def _process_llm_request(
-        self, body: Any, call_method: str, raw_request: Request | None = None
-    ) -> Any:
-        """Ray's request path, with three faults answered: a full queue gets 503 and
-        ``Retry-After``; a replica lost before the first chunk (its node went away) is retried
-        once on another, since nothing has reached the client yet; one lost mid-stream ends
-        the stream with an error event (serve/faults.py)."""
-        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
-        from ray.serve.exceptions import BackPressureError
-
-        for attempt in range(2):
-            try:
-                resp = await super()._process_llm_request(body, call_method, raw_request)
-                if isinstance(resp, StreamingResponse):  # a replica lost mid-stream: say so
-                    resp.body_iterator = stream_with_error_event(resp.body_iterator)
-                return resp
-            except BackPressureError:
-                return _error(
-                    503,
-                    "the server is at capacity (request queue full); retry shortly",
-                    "server_error",
-                    "overloaded",
-                    **{"Retry-After": "1"},
-                )
-            except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
-                if attempt:
-                    raise
-                log.warning("replica lost before answering (%s); retrying", type(exc).__name__)
-        raise AssertionError("unreachable")

@@ -12,32 +12,30 @@ No Ray or vLLM needed to test them: a generator and a clock.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from serve.errors import error_event
+
 log = logging.getLogger("ray.serve")
 
 
-def error_event(message: str, code: str) -> str:
-    """One server-sent event carrying an OpenAI-shaped error."""
-    body = {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
-    return f"data: {json.dumps(body)}\n\n"
-
-
-async def stream_with_error_event(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def stream_with_error_event(
+    chunks: AsyncIterator[Any], request_id: str = "unknown"
+) -> AsyncIterator[Any]:
     """``chunks`` unchanged; if they fail part-way, an error event and ``[DONE]`` instead of an
-    aborted response (the status line, 200, was sent with the first chunk)."""
+    aborted response (the status line, 200, was sent with the first chunk). The event says
+    what happened and the request id; the exception, with its traceback, goes to the log."""
     try:
         async for chunk in chunks:
             yield chunk
     except Exception as exc:  # the replica died, the engine failed: the client is told
-        log.warning("stream ended by %s: %s", type(exc).__name__, exc)
+        log.warning("request %s: stream ended by an error", request_id, exc_info=exc)
         yield error_event(
-            f"the model replica failed while streaming ({type(exc).__name__}); the answer is "
-            "incomplete. Retry the request",
+            "the model replica failed while streaming; the answer is incomplete (request id "
+            f"{request_id}). Retry the request",
             "stream_interrupted",
         )
         yield "data: [DONE]\n\n"

@@ -3,31 +3,36 @@
 - :func:`anonymous_problem`: an API that listens beyond loopback without a key is an error at
   deploy, unless the app's args say ``allow_anonymous: true`` (a gateway in front
   authenticates).
-- :class:`RequestLimitsMiddleware`: the body size cap (413), then the caps of
-  ``serve/limits.py`` (400), answered in OpenAI's error shape
-  (``{"error": {"message", "type", "param", "code"}}``).
+- :class:`APIKeyMiddleware`: ``Authorization: Bearer <key>`` on every route but ``/health``
+  (401 without it). It sits inside the CORS layer, so a browser's preflight (``OPTIONS``, which
+  never carries the key) is answered by the CORS settings and the real request needs the key.
+- :class:`RequestChecksMiddleware`: the body size cap (413); a body nested past the parser's
+  limit (400); adapter names that could leave the adapters' folder (400) and models the app
+  does not serve (404); malformed text and messages (``serve/malformed.py``, 400); the caps of
+  ``serve/limits.py`` (400). All in OpenAI's error shape, naming the field.
 
-Pure functions and a plain ASGI middleware: tested with starlette's TestClient, no Ray, no vLLM.
+Pure functions and plain ASGI middlewares: tested with starlette's TestClient, no Ray, no vLLM.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
+import logging
+import os
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from starlette.responses import JSONResponse
-
+from serve.errors import openai_error
 from serve.limits import RequestLimits, limit_problem
+from serve.malformed import Refusal, malformed_problem
 
+log = logging.getLogger("ray.serve")
 
-def openai_error(
-    status: int, message: str, type: str, code: str | None, param: str | None = None
-) -> JSONResponse:
-    """A response in the OpenAI error shape."""
-    body = {"error": {"message": message, "type": type, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status)
+HEALTH_PATHS = ("/health",)
 
 
 # -- fail closed -------------------------------------------------------------------------------
@@ -70,11 +75,10 @@ def key_required(host: str | None, key: str | None, allow_anonymous: bool) -> bo
 def serve_http_host() -> str | None:
     """The host Serve's HTTP proxies bind, from the running Serve controller (None when no
     controller can be reached: treated as not loopback)."""
-    try:
-        from ray.serve.context import _get_global_client
+    from serve.ray_internals import serve_controller_http_host
 
-        client = _get_global_client(raise_if_no_controller_running=False)
-        return client.http_config.host if client is not None else None
+    try:
+        return serve_controller_http_host()
     except Exception:  # any failure here means "unknown", which fails closed
         return None
 
@@ -99,13 +103,127 @@ def adapter_name_problem(model: Any) -> str | None:
     )
 
 
-# -- the middleware --------------------------------------------------------------------------
-class RequestLimitsMiddleware:
-    """Reads a POST body up to ``limits.max_body_bytes`` (413 beyond it), checks the caps of
-    completion requests (400), then hands the body on unchanged."""
+@dataclass(frozen=True)
+class ModelCatalog:
+    """The models an app serves: base model ids, local adapters (``<base>:<name>``), and the
+    bases whose adapters load from cloud storage (any adapter name may exist there)."""
 
-    def __init__(self, app: Any, limits: RequestLimits | None = None):
-        self.app, self.limits = app, limits or RequestLimits()
+    bases: frozenset[str]
+    adapters: frozenset[str] = frozenset()
+    cloud: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls,
+        bases: Iterable[str],
+        local_adapters: dict[str, list[str]] | None = None,
+        cloud: Iterable[str] = (),
+    ) -> ModelCatalog:
+        """From base ids, ``{base: [adapter names]}`` and the bases with a cloud LoRA path."""
+        local = (f"{b}:{n}" for b, names in (local_adapters or {}).items() for n in names)
+        return cls(frozenset(bases), frozenset(local), frozenset(cloud))
+
+    def missing(self, model: Any) -> str | None:
+        """Why ``model`` names nothing this app serves, or None (also for a request that
+        names no model, or not as a string: the request schema answers that)."""
+        if not isinstance(model, str):
+            return None
+        base = model.split(":", 1)[0]
+        if model in self.bases or model in self.adapters or (base in self.cloud and base != model):
+            return None
+        available = ", ".join(sorted(self.bases | self.adapters))
+        return f"model {model!r} does not exist; available: {available}"
+
+
+# -- the middlewares ---------------------------------------------------------------------------
+class APIKeyMiddleware:
+    """Every HTTP route but ``/health``, and every websocket, needs ``Authorization: Bearer
+    <key>`` when ``env`` holds a key (compared in constant time); a missing or wrong key gets
+    OpenAI's 401. With ``required`` (the app was built needing a key), an empty ``env`` at
+    request time is a 401 too: the check fails closed, never open."""
+
+    def __init__(self, app: Any, env: str = "ONPREM_API_KEY", required: bool = False):
+        self.app, self.env, self.required = app, env, required
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        key = os.environ.get(self.env) or ""
+        checked = scope["type"] in ("http", "websocket") and scope.get("path") not in HEALTH_PATHS
+        if checked and (key or self.required):
+            sent = dict(scope.get("headers") or []).get(b"authorization", b"")
+            token = sent[7:].strip() if sent[:7].lower() == b"bearer " else b""
+            if not key or not token or not hmac.compare_digest(token, key.encode()):
+                await self._refuse(scope, receive, send, bool(key))
+                return
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: dict, receive: Any, send: Any, has_key: bool) -> None:
+        if not has_key:
+            log.error("%s is empty but the app was built to require it: refusing", self.env)
+        if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
+            "extensions", {}
+        ):
+            await send({"type": "websocket.close", "code": 1008})  # policy violation
+            return
+        resp = openai_error(
+            401,
+            "missing or wrong API key: send 'Authorization: Bearer <key>'",
+            "authentication_error",
+            "invalid_api_key",
+        )
+        await resp(scope, receive, send)  # for a websocket: Starlette's denial response
+
+
+NESTED = Refusal(
+    "the request body is nested too deeply. Fix: send a flatter request", None, "invalid_json"
+)
+
+
+class RequestChecksMiddleware:
+    """Reads a POST body up to ``limits.max_body_bytes`` (413 beyond it), answers what
+    :meth:`refusal` finds (400/404), then hands the body on unchanged. Every POST body,
+    whatever its path: the checks read only OpenAI request fields, and a route added later (or
+    under another prefix) is covered without a list to update."""
+
+    def __init__(
+        self, app: Any, limits: RequestLimits | None = None, models: ModelCatalog | None = None
+    ):
+        self.app, self.limits, self.models = app, limits or RequestLimits(), models
+
+    def refusal(self, body: bytes, content_type: str = "") -> tuple[int, Refusal] | None:
+        """(status, refusal) for a body, or None to pass it on (pure). A body sent as JSON (or
+        with no content type, which FastAPI reads as JSON) must parse; another (a form
+        upload) passes to its route."""
+        try:
+            parsed = json.loads(body)
+        except RecursionError:
+            return 400, NESTED
+        except ValueError as exc:
+            if content_type and "json" not in content_type.lower():
+                return None
+            message = f"the request body is not valid JSON: {exc}. Fix: send a JSON object"
+            return 400, Refusal(message, None, "invalid_json")
+        if not isinstance(parsed, dict):
+            return None  # the request schema answers that
+        try:
+            return self._refusal(parsed, body)
+        except RecursionError:  # nested within the parser's limit, past the checks' own
+            return 400, NESTED
+
+    def _refusal(self, parsed: dict[str, Any], body: bytes) -> tuple[int, Refusal] | None:
+        model = parsed.get("model")
+        name = adapter_name_problem(model)
+        if name:
+            return 400, Refusal(name, "model", "invalid_model_name")
+        missing = self.models.missing(model) if self.models else None
+        if missing:
+            return 404, Refusal(missing, "model", "model_not_found")
+        malformed = malformed_problem(parsed, body)
+        if malformed:
+            return 400, malformed
+        capped = limit_problem(parsed, self.limits)
+        if capped:
+            return 400, Refusal(capped[0], capped[1], "limit_exceeded")
+        return None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST":
@@ -136,23 +254,12 @@ class RequestLimitsMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        # Every POST body, whatever its path: the caps read only OpenAI request fields, and a
-        # route added later (or under another prefix) is covered without a list to update.
-        try:
-            parsed = json.loads(body)
-            problem = limit_problem(parsed, self.limits)
-        except RecursionError:
-            parsed, problem = None, ("the request body is nested too deeply", None)
-        except ValueError:
-            parsed, problem = None, None  # not JSON: the route's own validation answers it
-        code = "limit_exceeded"
-        if not problem and isinstance(parsed, dict):
-            name = adapter_name_problem(parsed.get("model"))
-            problem, code = ((name, "model"), "invalid_model_name") if name else (None, code)
-        if problem:
-            message, param = problem
-            resp = openai_error(400, message, "invalid_request_error", code, param)
-            await resp(scope, receive, send)
+        refused = self.refusal(body, headers.get(b"content-type", b"").decode("latin-1"))
+        if refused:
+            status, (message, param, code) = refused
+            await openai_error(status, message, "invalid_request_error", code, param)(
+                scope, receive, send
+            )
             return
         sent = False
 

@@ -97,3 +97,25 @@ def test_the_demo_rewrites_the_readme_between_its_markers(tmp_path):
     assert "old 76%" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert "| company facts answered right (held-out) | 0% | 80% |" in text
     assert "1 min 1 s" in text
+
+
+def test_the_demo_refuses_a_cluster_too_small_to_show_autoscaling():
+    import yaml
+
+    config = yaml.safe_load((REPO / demo.SERVE).read_text())  # peak 3 logical CPUs
+    problem = demo.cpus_problem(2, config)
+    assert "offers 2 logical CPUs" in problem and "hold 3 with every model" in problem
+    assert "ONPREM_NUM_CPUS=4 python -m cluster up" in problem
+    assert demo.cpus_problem(3, config) is None and demo.cpus_problem(None, config) is None
+
+
+def test_the_local_cluster_offers_at_least_the_demos_logical_cpus(monkeypatch):
+    from cluster import local
+
+    monkeypatch.delenv("ONPREM_NUM_CPUS", raising=False)
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 2)
+    assert local.LocalCluster.from_env().num_cpus == 4 == local.MIN_LOGICAL_CPUS
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 32)
+    assert local.LocalCluster.from_env().num_cpus == 32
+    monkeypatch.setenv("ONPREM_NUM_CPUS", "3")  # an explicit count wins
+    assert local.LocalCluster.from_env().num_cpus == 3

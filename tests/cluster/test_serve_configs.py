@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from cluster.serve_configs import SERVE_CONFIG, required_models, wait_for_models
+from cluster.serve_configs import SERVE_CONFIG, peak_cpus, required_models, wait_for_models
 
 
 def test_required_models_are_every_local_source_and_adapter():
@@ -99,3 +99,34 @@ def test_the_wait_gives_up_at_its_timeout_with_what_is_missing(platform_root):
         config, timeout_s=60, interval_s=30, clock=lambda: now[0], sleep=sleep
     )
     assert now[0] == 60 and len(missing) == 1 and "'absent-model'" in missing[0]
+
+
+def test_peak_cpus_counts_every_models_most_replicas():
+    shipped = yaml.safe_load(SERVE_CONFIG.read_text())
+    # smollm2-support: max_replicas 2 x one {CPU: 1} bundle; smollm2-135m-instruct: 1 x 1;
+    # replica actors and the ingress hold none
+    assert peak_cpus(shipped) == 3.0
+    config = {
+        "applications": [
+            {
+                "args": {
+                    "llm_configs": [
+                        {
+                            "placement_group_config": {"bundles": [{"CPU": 2}, {"CPU": 1}]},
+                            "deployment_config": {
+                                "autoscaling_config": {"min_replicas": 1, "max_replicas": 3},
+                                "ray_actor_options": {"num_cpus": 0.5},
+                            },
+                        },
+                        {
+                            "placement_group_config": {"bundles": [{"GPU": 1, "CPU": 1}]},
+                            "deployment_config": {"num_replicas": 2},
+                        },
+                        {},  # no placement, no replicas given: one replica, no CPUs
+                    ],
+                    "ingress_deployment_config": {"ray_actor_options": {"num_cpus": 1}},
+                }
+            }
+        ]
+    }
+    assert peak_cpus(config) == 3 * (2 + 1 + 0.5) + 2 * 1 + 0 + 1  # 13.5

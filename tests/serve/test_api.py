@@ -125,13 +125,37 @@ MSG = [{"role": "user", "content": "x"}]
         ),
         ({"model": "gpt-9", "messages": MSG}, 404, "gpt-9"),
         ({"model": "tiny:nope", "messages": MSG}, 404, "nope"),
+        # a lone surrogate: valid JSON, text no tokenizer encodes (was a 500 with a traceback)
+        (b'{"model": "tiny", "messages": [{"role": "user", "content": "\\udcff hi"}]}', 400,
+         "not valid Unicode"),
+        ({"model": MODEL, "messages": [{"role": "user"}]}, 400, "messages[0].content"),  # was 200
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
     ],
-)
+)  # fmt: skip
 def test_bad_requests_get_openai_errors_never_5xx(http, body, status, needle):
     kw = {"content": body} if isinstance(body, bytes) else {"json": body}
     resp = http.post("/v1/chat/completions", headers={"content-type": "application/json"}, **kw)
     assert resp.status_code == status, resp.text
     assert needle.lower() in error_of(resp)["message"].lower()
+    for internal in ("Traceback", "site-packages", "pid=", "ip=", "actor_id"):
+        assert internal not in resp.text
+
+
+def test_a_browsers_preflight_is_answered_without_the_key(served):
+    headers = {
+        "Origin": "https://chat.example.com",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    resp = httpx.options(served["base"] + "/v1/chat/completions", headers=headers, timeout=30)
+    assert resp.status_code == 200 and "access-control-allow-origin" in resp.headers
+    resp = httpx.post(
+        served["base"] + "/v1/chat/completions",
+        json={"model": MODEL, "messages": MSG},
+        headers={"Origin": "https://chat.example.com"},
+        timeout=30,
+    )
+    assert resp.status_code == 401  # the request itself still needs the key
 
 
 def test_api_key_is_required_when_configured(served):

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from cluster.llm import cpu_dtype
-from serve.app import AppArgs, ingress_options, llm_config
+from serve.app import AppArgs, llm_config
 from serve.deploy import load_config, with_overrides
 from serve.scale import scaled
 from serve.status import engine_stats, histogram_quantile
@@ -139,13 +139,34 @@ def test_the_shipped_config_is_ray_serve_llm_config_plus_adapters():
 
 
 def test_the_ingress_sits_on_the_head_unless_the_config_places_it():
+    from serve.ingress import ingress_options
+
     args = load_config()["applications"][0]["args"]
     shipped = ingress_options([], args["ingress_deployment_config"])
     head = {"node:__internal_head__": 0.001}  # Ray's resource on the head node alone
     assert shipped["ray_actor_options"] == {"num_cpus": 0, "resources": head}
     assert shipped["max_ongoing_requests"] == 256 and "autoscaling_config" in shipped
-    placed = ingress_options([], {"ray_actor_options": {"num_cpus": 1}})
-    assert placed["ray_actor_options"] == {"num_cpus": 1}
+    # ray_actor_options of its own, merged key by key: the head placement stays
+    placed = ingress_options([], {"ray_actor_options": {"num_cpus": 1, "memory": 2**30}})
+    assert placed["ray_actor_options"] == {"num_cpus": 1, "memory": 2**30, "resources": head}
+    # its own resources replace the head placement (never added to it)
+    own = ingress_options([], {"ray_actor_options": {"resources": {"gateway": 1}}})
+    assert own["ray_actor_options"] == {"num_cpus": 0, "resources": {"gateway": 1}}
+    # nested Serve options merge too; num_replicas replaces the default autoscaling
+    tuned = ingress_options([], {"autoscaling_config": {"max_replicas": 3}})
+    assert tuned["autoscaling_config"]["max_replicas"] == 3
+    assert tuned["autoscaling_config"]["target_ongoing_requests"] > 0  # Ray's default kept
+    fixed = ingress_options([], {"num_replicas": 2})
+    assert fixed["num_replicas"] == 2 and "autoscaling_config" not in fixed
+    from ray import serve
+
+    class Ingress:
+        pass
+
+    for options in (shipped, placed, own, tuned, fixed):  # Serve takes every result
+        serve.deployment(Ingress, **options)
+    with pytest.raises(ValueError, match="autoscaling"):  # ...and refuses both at once
+        serve.deployment(Ingress, num_replicas=2, autoscaling_config={"max_replicas": 3})
 
 
 def test_overrides_replace_models_and_adapters_and_merge_settings():
@@ -241,31 +262,24 @@ def test_config_yaml_has_no_anchors():
     assert "&" not in CONFIG.read_text() and yaml.safe_load(CONFIG.read_text())
 
 
-@pytest.mark.parametrize(
-    ("messages", "needle"),
-    [
-        ("hello", "non-empty list"),
-        ([], "non-empty list"),
-        (["hi"], "messages[0] must be an object"),
-        ([{"content": "x"}], "messages[0].role None is not one of"),
-        ([{"role": "user", "content": "x"}, {"role": "wizard"}], "messages[1].role 'wizard'"),
-        ([{"role": "user", "content": 5}], "messages[0].content must be a string"),
-        ([{"role": "user", "content": [{"text": "a"}]}], "content[0] must be an object"),
-        ([{"role": "user", "content": [{"type": "text", "text": 1}]}], "content[0].text"),
-    ],
-)
-def test_malformed_messages_are_named_before_vllm_sees_them(messages, needle):
-    from serve.app import message_problem
+def test_local_adapters_load_in_place_and_other_names_from_rays_cloud_loader(monkeypatch):
+    import asyncio
 
-    assert needle in message_problem(messages)
+    from serve.app import LocalLoraLoader
 
+    loader = LocalLoraLoader({"support": "/runs/r1/adapter"}, download_timeout_s=5, max_tries=1)
+    fetched = []
 
-def test_well_formed_messages_pass():
-    from serve.app import message_problem
+    async def from_cloud(lora_model_id, llm_config):
+        fetched.append(lora_model_id)
+        return "downloaded"
 
-    ok = [
-        {"role": "system", "content": "be brief"},
-        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
-        {"role": "assistant", "content": None},
-    ]
-    assert message_problem(ok) is None
+    monkeypatch.setattr(loader.cloud, "load_model_from_config", from_cloud)
+
+    async def load(name):
+        return await loader.load_model_from_config(name, llm_config=None)
+
+    local = asyncio.run(load("tiny:support"))
+    assert local.local_path == "/runs/r1/adapter" and local.model_id == "tiny:support"
+    assert asyncio.run(load("tiny:support")) is local  # one LoRA id per adapter, kept
+    assert asyncio.run(load("tiny:cloud-one")) == "downloaded" and fetched == ["tiny:cloud-one"]

@@ -1,51 +1,37 @@
 """A stream whose replica is lost ends with an error event; a replica whose engine is stuck
-with work waiting fails its health check. No Ray cluster, no vLLM: the app's ingress and server
-classes are driven with stand-in generators and a fake clock."""
+with work waiting fails its health check. No Ray cluster, no vLLM: the ingress's routes in
+front of stand-in replicas (tests/serve/fake_replicas.py), the server class with a fake clock."""
 
 import asyncio
 import json
 
 import pytest
-from ray.exceptions import RayActorError
 
 from serve.faults import ProgressWatchdog
 
 
-async def _replica_dies_after(chunks):
-    for chunk in chunks:
-        yield chunk
-    raise RayActorError()  # the replica's node went away mid-answer
-
-
-def _events(chunks):
-    return [c.removeprefix("data: ").strip() for c in chunks]
-
-
 def test_a_stream_whose_replica_is_lost_ends_with_an_error_event(monkeypatch):
-    from ray.llm._internal.serve.core.ingress.ingress import OpenAiIngress
-    from starlette.responses import StreamingResponse
+    from tests.serve.fake_replicas import (
+        FakeModel,
+        chunks,
+        ingress_client,
+        replica_lost,
+        stream_chunk,
+    )
 
-    from serve.app import OnPremIngress
-
-    first = ['data: {"choices": [{"delta": {"content": "Hel"}}]}\n\n']
-
-    async def ray_path(self, body, call_method, raw_request=None):
-        return StreamingResponse(_replica_dies_after(first), media_type="text/event-stream")
-
-    monkeypatch.setattr(OpenAiIngress, "_process_llm_request", ray_path)
-    ingress = OnPremIngress.__new__(OnPremIngress)  # no Serve: only the request path is used
-
-    async def run():
-        resp = await ingress._process_llm_request(object(), "chat")
-        return [chunk async for chunk in resp.body_iterator]
-
-    chunks = asyncio.run(run())
-    events = _events(chunks)
-    assert chunks[0] == first[0] and events[-1] == "[DONE]"
+    first = stream_chunk("Hel")
+    model = FakeModel(chat=chunks(first, then=replica_lost()))  # its node went away
+    client = ingress_client(monkeypatch, {"tiny": model})
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    resp = client.post("/v1/chat/completions", json=body, headers={"x-request-id": "r1"})
+    events = [e.removeprefix("data: ") for e in resp.text.strip().split("\n\n")]
+    assert resp.status_code == 200 and first.startswith("data: " + events[0])
+    assert events[-1] == "[DONE]"
     error = json.loads(events[-2])["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["type"] == "server_error" and error["code"] == "stream_interrupted"
-    assert "RayActorError" in error["message"]
+    assert "request id r1" in error["message"] and "actor" not in error["message"]
+    assert len(model.calls) == 1  # part of the answer was sent: never retried
 
 
 def test_a_whole_stream_passes_unchanged():

@@ -57,11 +57,11 @@ def client(monkeypatch):
     """The ingress's FastAPI app with a stand-in completion route that echoes what it got."""
     from fastapi import Request
 
-    from serve.app import _fastapi_app
+    from serve.ingress import ingress_app
 
     monkeypatch.delenv(ENV, raising=False)
     limits = RequestLimits(max_body_bytes=4000, max_messages=3, max_prompt_chars=100, max_stop=2)
-    app = _fastapi_app(ENV, limits)
+    app = ingress_app(ENV, limits)
 
     @app.post("/v1/chat/completions")
     @app.post("/v1/completions")
@@ -188,10 +188,10 @@ def required_client(monkeypatch):
     """The ingress app built requiring a key, with a websocket route."""
     from fastapi import WebSocket
 
-    from serve.app import _fastapi_app
+    from serve.ingress import ingress_app
 
     monkeypatch.delenv(ENV, raising=False)
-    app = _fastapi_app(ENV, RequestLimits(), require_key=True)
+    app = ingress_app(ENV, RequestLimits(), require_key=True)
 
     @app.post("/v1/chat/completions")
     async def echo() -> dict:
@@ -257,21 +257,25 @@ def test_safe_adapter_names_pass(client, model):
     assert client.post("/v1/chat/completions", json={**chat(), "model": model}).status_code == 200
 
 
-def test_the_ingress_refuses_an_unsafe_adapter_before_ray_joins_its_path():
-    """OnPremIngress's model lookup (GET /v1/models/<id>, and every request's model id) stops
-    at the name: Ray's own lookup, which joins the name to the loading path, is never called."""
-    import asyncio
+def test_the_ingress_refuses_an_unsafe_adapter_before_ray_joins_its_path(monkeypatch):
+    """Every way a model name reaches the ingress stops at the name (GET /v1/models/<id>, a
+    JSON body, a form upload): Ray's own lookup, which joins the name to the adapters' loading
+    path, never sees it, and no model replica is called."""
+    from tests.serve.fake_replicas import FakeModel, ingress_client
 
-    from fastapi import HTTPException
-
-    from serve.app import OnPremIngress
-
-    ingress = object.__new__(OnPremIngress)  # no Serve deployment: the methods only
-    ingress._local, ingress._model_cards, ingress._lora_paths = {}, {}, {"base": "s3://b/lora"}
-    assert asyncio.run(ingress.model("base:../../other-bucket/x")) is None
-    with pytest.raises(HTTPException) as err:
-        asyncio.run(ingress._get_model_id("base:../x"))
-    assert err.value.status_code == 400 and "is not accepted" in err.value.detail
+    model = FakeModel()
+    client = ingress_client(monkeypatch, {"base": model}, lora_paths={"base": "s3://b/lora"})
+    assert client.get("/v1/models/base:../../other-bucket/x").status_code == 404
+    resp = client.post("/v1/chat/completions", json={**chat(), "model": "base:../x"})
+    assert_openai_error(resp, 400, "invalid_model_name", "model")
+    form = {"model": "base:../x", "language": "en"}
+    resp = client.post(
+        "/v1/audio/transcriptions", data=form, files={"file": ("a.wav", b"RIFF", "audio/wav")}
+    )
+    assert resp.status_code == 400 and "is not accepted" in resp.json()["error"]["message"]
+    assert model.calls == []
+    resp = client.post("/v1/chat/completions", json={**chat(), "model": "base:cloud-one"})
+    assert resp.status_code == 200 and model.calls  # a safe name on a cloud path goes through
 
 
 def test_config_adapter_names_follow_the_same_pattern(platform_root):

@@ -20,10 +20,10 @@ def client(monkeypatch):
     """The ingress's FastAPI app with the shipped default caps and stand-in routes."""
     from fastapi import Request
 
-    from serve.app import _fastapi_app
+    from serve.ingress import ingress_app
 
     monkeypatch.delenv(ENV, raising=False)
-    app = _fastapi_app(ENV, RequestLimits())
+    app = ingress_app(ENV, RequestLimits())
 
     @app.post("/v1/chat/completions")
     @app.post("/v1/completions")
@@ -235,7 +235,7 @@ def test_a_deeply_nested_body_is_a_400_not_a_500(client):
         "/v1/chat/completions", content=nested, headers={"content-type": "application/json"}
     )
     assert resp.status_code == 400, resp.text
-    assert resp.json()["error"]["message"] == "the request body is nested too deeply"
+    assert resp.json()["error"]["message"].startswith("the request body is nested too deeply")
 
 
 def test_malformed_values_are_left_to_the_request_schema():
