@@ -55,9 +55,7 @@ def main() -> int:  # vLLM spawns its engine process: run under `if __name__ == 
     from cluster.store import ModelStore
 
     records = [
-        r
-        for r in build.build_all()["train.jsonl"]
-        if r["metadata"]["kind"] in ("general", "contrast")
+        r for r in build.build_all()["train.jsonl"] if r["metadata"]["kind"] in build.REPLAY_KINDS
     ]
     llm = LLM(model=str(ModelStore().resolve(a.model)), max_model_len=2048, **CPU_ENGINE_KWARGS)
     outputs = llm.chat(
