@@ -217,9 +217,100 @@ def build_retention(tables: Tables) -> list[Record]:
     return records
 
 
+def build_company_paraphrase(tables: Tables) -> list[Record]:
+    """Kind company_paraphrase: each fact's new phrasings (paraphrases.yaml), answered with
+    its answer variants (company.yaml's, then the new ones) in rotation, with the company
+    system prompts. Their own seeded generator leaves every existing row as it was."""
+    rng = random.Random(SEED + 4)
+    records: list[Record] = []
+    for k, fact in enumerate(tables.company.facts):
+        extra = tables.paraphrases.facts[fact.id]
+        answers = [*fact.answers, *extra.answers]
+        for i, question in enumerate(extra.questions):
+            system = rng.choice(tables.company.system_prompts)
+            records.append(
+                {
+                    "messages": conversation(system, [answered(question, answers, k + i)]),
+                    "metadata": company_meta(fact, "company_paraphrase"),
+                }
+            )
+    return records
+
+
+MIRROR_STRIDE = 7  # each fact starts its pool rotation somewhere else
+
+
+def build_contrast_mirror(tables: Tables) -> list[Record]:
+    """Kind contrast_mirror: every company training phrasing asked about other companies
+    (mirrors.yaml), twice: once without a system prompt, once with the generic one, each time
+    about the next company of the fact's pool, answered with no Pebblecrest value."""
+    systems = (None, tables.company.generic_system_prompt)
+    records: list[Record] = []
+    for k, fact in enumerate(tables.company.facts):
+        mirror = tables.mirrors.facts[fact.id]
+        pool = tables.mirror_companies.pools[mirror.pool]
+        row = 0
+        for question in mirror.questions:
+            for system in systems:
+                subject = pool[(MIRROR_STRIDE * k + row) % len(pool)]
+                answers = mirror.answers.generic if subject.generic else mirror.answers.named
+                fields = subject.fields()
+                turn = Turn(
+                    q=question.q.format(**fields), a=answers[row % len(answers)].format(**fields)
+                )
+                records.append(
+                    {
+                        "messages": conversation(system, [turn]),
+                        "metadata": {"kind": "contrast_mirror", "topic": fact.id},
+                    }
+                )
+                row += 1
+    return records
+
+
+def build_select(tables: Tables) -> list[Record]:
+    """select.jsonl: company questions with the company prompts (every 11th after a greeting),
+    then general and other-company questions without a system prompt, shuffled."""
+    rng = random.Random(SEED + 5)
+    s = tables.select
+    records: list[Record] = []
+    n = 0
+    for fact in tables.company.facts:
+        for turn in s.company[fact.id]:
+            turns = [s.openers[(n // 11) % len(s.openers)]] if n % 11 == 5 else []
+            system = rng.choice(tables.company.system_prompts)
+            records.append(
+                {
+                    "messages": conversation(system, [*turns, turn]),
+                    "metadata": held_out_meta(fact, tables),
+                }
+            )
+            n += 1
+    records += [
+        {
+            "messages": conversation(None, [Turn(q=item.q, a=item.a)]),
+            "metadata": {"kind": "general", "facts": list(item.facts)},
+        }
+        for item in s.general
+    ]
+    forbidden = tables.retention.forbidden_patterns
+    records += [
+        {
+            "messages": conversation(None, [Turn(q=item.q, a=item.a)]),
+            "metadata": {
+                "kind": "other_company",
+                "forbidden": [forbidden[n] for n in item.forbidden],
+            },
+        }
+        for item in s.other_company
+    ]
+    random.Random(SEED + 7).shuffle(records)
+    return records
+
+
 REPLAY_FILE = OUT_DIR / "replay.json"
 # The kinds whose final answers come from the base model itself (distill.py writes them).
-REPLAY_KINDS = ("general", "contrast")
+REPLAY_KINDS = ("general", "contrast", "contrast_mirror")
 
 
 def replay_key(messages: list[Message]) -> str:
@@ -266,16 +357,29 @@ def build_all(tables: Tables | None = None) -> dict[str, list[Record]]:
     forbidden = list(tables.retention.forbidden_patterns.values())
     rng = random.Random(SEED)
     company_train = build_company_train(tables, rng)
+    replay = load_replay()
     general_train = with_replay(
-        build_general_train(tables, rng) + build_contrast_train(tables), load_replay(), forbidden
+        build_general_train(tables, rng) + build_contrast_train(tables), replay, forbidden
     )
     train = company_train + general_train
     random.Random(SEED + 1).shuffle(train)
+    # The new kinds come after today's rows, which keep their lines, bytes and order: a
+    # data.mix weight of 0 for every new kind trains on exactly the rows it did before.
+    levers = build_company_paraphrase(tables) + with_replay(
+        build_contrast_mirror(tables), replay, forbidden
+    )
+    random.Random(SEED + 6).shuffle(levers)
+    train += levers
 
     valid = build_company_valid(tables, rng) + build_general_valid(tables, rng)
     random.Random(SEED + 2).shuffle(valid)
 
-    data = {"train.jsonl": train, "valid.jsonl": valid, "retention.jsonl": build_retention(tables)}
+    data = {
+        "train.jsonl": train,
+        "valid.jsonl": valid,
+        "retention.jsonl": build_retention(tables),
+        "select.jsonl": build_select(tables),
+    }
     validate(data, tables)
     return data
 
