@@ -1,12 +1,15 @@
-"""Build the shipped support-chat sample dataset (train / valid / retention JSONL).
+"""Build the shipped support-chat sample dataset (train / valid / retention / select JSONL).
 
 Everything is generated from the hand-written tables in the YAML files beside this script
 (``support_tables.py`` reads and checks them): a fact table for the fictional e-bike maker
 "Pebblecrest Cycles" with question phrasings and answer variants per fact (company.yaml),
-general-knowledge, other-company and "contrast" conversations (general.yaml) and the retention
-set (retention.yaml). Randomness (system-prompt choice, answer-variant rotation, two-turn
-openers and the final shuffle) comes from fixed seeds, so the output is byte-identical on every
-run; ``support_checks.py`` checks the result before anything is written.
+general-knowledge, other-company and "contrast" conversations (general.yaml), the retention
+set (retention.yaml), the recipe levers (paraphrases.yaml, mirrors.yaml,
+mirror_companies.yaml) and the selection split (select.yaml). The base model's replay answers
+come from replay.json (``support_replay.py``). Randomness (system-prompt choice,
+answer-variant rotation, two-turn openers and the shuffles) comes from fixed seeds, so the
+output is byte-identical on every run; ``support_checks.py`` checks the result before
+anything is written.
 
 Usage (from the repository root):
     python data/support_chat/build.py          # (re)write the JSONL files
@@ -16,11 +19,9 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
-import re
 import sys
 from pathlib import Path
 from typing import Any, TypedDict
@@ -29,6 +30,7 @@ from typing import Any, TypedDict
 # (as a script, from distill.py or from the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from support_replay import REPLAY_FILE, REPLAY_KINDS, load_replay, replay_key, with_replay
 from support_tables import (
     Conversation,
     Fact,
@@ -38,6 +40,8 @@ from support_tables import (
     Turn,
     load_tables,
 )
+
+__all__ = ["REPLAY_FILE", "REPLAY_KINDS", "build_all", "load_replay", "replay_key"]
 
 OUT_DIR = Path(__file__).resolve().parent
 SEED = 20240611
@@ -306,47 +310,6 @@ def build_select(tables: Tables) -> list[Record]:
     ]
     random.Random(SEED + 7).shuffle(records)
     return records
-
-
-REPLAY_FILE = OUT_DIR / "replay.json"
-# The kinds whose final answers come from the base model itself (distill.py writes them).
-REPLAY_KINDS = ("general", "contrast", "contrast_mirror")
-
-
-def replay_key(messages: list[Message]) -> str:
-    """Identity of a conversation up to (not including) its final answer."""
-    text = json.dumps(messages[:-1], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def replay_ok(answer: str, forbidden: list[str]) -> bool:
-    """A replayed answer is used only if it is short and borrows none of the company's facts."""
-    words = answer.split()
-    return 0 < len(words) <= 40 and not any(re.search(p, answer, re.I) for p in forbidden)
-
-
-def with_replay(
-    records: list[Record], replay: dict[str, str], forbidden: list[str]
-) -> list[Record]:
-    """Put the base model's own answers (replay.json, made by distill.py) in place of the
-    hand-written final answers of general conversations, so that fine-tuning leaves the
-    model's behaviour outside the company's context as it was. Answers that fail
-    ``replay_ok`` keep the hand-written text; metadata.answer says which one a line has."""
-    for record in records:
-        answer = replay.get(replay_key(record["messages"]))
-        if answer is not None and replay_ok(answer, forbidden):
-            record["messages"][-1]["content"] = answer
-            record["metadata"]["answer"] = "base-model replay"
-        else:
-            record["metadata"]["answer"] = "hand-written"
-    return records
-
-
-def load_replay() -> dict[str, str]:
-    if not REPLAY_FILE.is_file():
-        return {}
-    data: dict[str, str] = json.loads(REPLAY_FILE.read_text())["answers"]
-    return data
 
 
 def build_all(tables: Tables | None = None, *, check: bool = True) -> dict[str, list[Record]]:

@@ -47,7 +47,9 @@ def _counts(texts: list[str], tokens: Callable[[str], list[str]]) -> np.ndarray:
     return counts
 
 
-def _upper_bounds(qs: list[str], others: list[str], tokens: Callable[[str], list[str]]):
+def _upper_bounds(
+    qs: list[str], others: list[str], tokens: Callable[[str], list[str]]
+) -> np.ndarray:
     """For every (question, other) pair, difflib's ``quick_ratio`` over ``tokens`` or more:
     2 x shared tokens / all tokens, an upper bound of ``ratio``. With few distinct tokens
     (characters) the shared count is exact (sum of minimum counts); with many (words) it is
@@ -109,7 +111,9 @@ def kind_of(record: Record) -> str:
     return str(record["metadata"]["kind"])
 
 
-def check_counts(train: list[Record], valid: list[Record], retention: list[Record], t: Tables):
+def check_counts(
+    train: list[Record], valid: list[Record], retention: list[Record], t: Tables
+) -> None:
     def count(records: list[Record], kind: str) -> int:
         return sum(1 for r in records if kind_of(r) == kind)
 
@@ -204,7 +208,9 @@ def check_held_out(train: list[Record], valid: list[Record], retention: list[Rec
             assert not near, f"retention question asked again in train/valid {near}"
 
 
-def check_answers(train: list[Record], valid: list[Record], retention: list[Record], t: Tables):
+def check_answers(
+    train: list[Record], valid: list[Record], retention: list[Record], t: Tables
+) -> None:
     forbidden = list(t.retention.forbidden_patterns.values())
     for record in train:
         if kind_of(record) != "contrast":

@@ -202,14 +202,14 @@ class Tables(_Strict):
         return [f.id for f in self.company.facts]
 
 
-FILES = {
-    "company": "company.yaml",
-    "general": "general.yaml",
-    "retention": "retention.yaml",
-    "paraphrases": "paraphrases.yaml",
-    "mirror_companies": "mirror_companies.yaml",
-    "mirrors": "mirrors.yaml",
-    "select": "select.yaml",
+FILES: dict[str, tuple[str, type[BaseModel]]] = {
+    "company": ("company.yaml", CompanyTables),
+    "general": ("general.yaml", GeneralTables),
+    "retention": ("retention.yaml", RetentionTables),
+    "paraphrases": ("paraphrases.yaml", ParaphraseTables),
+    "mirror_companies": ("mirror_companies.yaml", MirrorCompanies),
+    "mirrors": ("mirrors.yaml", MirrorTables),
+    "select": ("select.yaml", SelectTables),
 }
 
 
@@ -335,7 +335,7 @@ def _mirror_problems(t: Tables) -> list[str]:
 
 
 def _read(folder: Path, name: str) -> Any:
-    path = folder / FILES[name]
+    path = folder / FILES[name][0]
     try:
         # libyaml's parser when PyYAML has it (5x faster), else the pure-Python one.
         return yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
@@ -350,13 +350,12 @@ def load_tables(folder: Path = HERE) -> Tables:
     problems."""
     raw = {name: _read(folder, name) for name in FILES}
     problems: list[str] = []
-    for name, model in Tables.model_fields.items():
-        assert model.annotation is not None
+    for name, (file, model) in FILES.items():
         try:
-            model.annotation.model_validate(raw[name])
+            model.model_validate(raw[name])
         except ValidationError as exc:
             problems += [
-                f"{FILES[name]}: {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']} "
+                f"{file}: {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']} "
                 f"(got {str(e.get('input'))[:80]!r})"
                 for e in exc.errors()
             ]

@@ -12,6 +12,7 @@ import json
 import random
 import re
 import subprocess
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -44,6 +45,7 @@ def load_module(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"support_chat_{name}", DATA / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the module's annotations through it
     spec.loader.exec_module(module)
     return module
 
@@ -254,3 +256,33 @@ def test_a_weight_for_a_new_kind_adds_its_rows(tokenized):
     mix = {**cfg.data.mix, "contrast_mirror": 1.0}
     units = to_units(tokenized, packing=False, max_seq_len=256, mix=mix, seed=cfg.train.seed)
     assert units.num_rows == TODAYS_TRAIN_LINES + 704
+
+
+def test_bad_tables_fail_with_the_file_the_field_and_the_fix(tmp_path):
+    """Every problem at once, before anything is built: a misspelt field, a mirror for a
+    phrasing training does not have, a missing mirror, an unknown forbidden-pattern name."""
+    tables = load_module("support_tables")
+    for path in DATA.glob("*.yaml"):
+        (tmp_path / path.name).write_text(path.read_text())
+    company = tmp_path / "company.yaml"
+    company.write_text(company.read_text().replace("    summary: Flat $29", "    sumary: Flat $29"))
+    with pytest.raises(tables.TableError) as info:
+        tables.load_tables(tmp_path)
+    assert "company.yaml: facts.5.summary: Field required" in str(info.value)
+    assert "company.yaml: facts.5.sumary: Extra inputs are not permitted" in str(info.value)
+
+    company.write_text((DATA / "company.yaml").read_text())
+    mirrors = tmp_path / "mirrors.yaml"
+    mirrors.write_text(
+        mirrors.read_text().replace('of: "How much is shipping?"', 'of: "How much is shiping?"')
+    )
+    select = tmp_path / "select.yaml"
+    select.write_text(select.read_text().replace("forbidden: [name, hours]", "forbidden: [nme]"))
+    with pytest.raises(tables.TableError) as info:
+        tables.load_tables(tmp_path)
+    text = str(info.value)
+    assert "no mirror of the training phrasing 'How much is shipping?'" in text
+    assert "'How much is shiping?' is not a training phrasing of shipping_cost" in text
+    assert "(did you mean 'How much is shipping?'?)" in text
+    assert "select.yaml: other_company[2].forbidden: unknown pattern name 'nme'" in text
+    assert "(did you mean 'name'?)" in text
