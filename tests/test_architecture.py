@@ -11,6 +11,7 @@ ENTRYPOINTS = {
     "jobs.evaluate",
     "jobs.bench_serve",
     "jobs.cost_report",
+    "jobs.tune",
     "serve.scale",
     "serve.status",
     "cluster.__main__",

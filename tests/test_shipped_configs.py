@@ -13,6 +13,7 @@ from cluster.serve_configs import SERVE_8B, dump_serve_8b, write_serve_8b
 from cluster.store.pull import PullConfig
 from jobs.cost.config import CostConfig
 from jobs.eval.config import EvalConfig
+from jobs.sweep.config import TuneConfig
 from jobs.train.config import FinetuneConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,6 +22,7 @@ SCHEMAS = {
     "finetune": FinetuneConfig,
     "evaluate": EvalConfig,
     "cost": CostConfig,
+    "tune": TuneConfig,
 }
 
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,7 +246,12 @@ def describe_stats(stats: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def make_trainer(cfg: FinetuneConfig, pre: Preflight, ds_config: dict[str, Any]) -> Any:
+def make_trainer(
+    cfg: FinetuneConfig,
+    pre: Preflight,
+    ds_config: dict[str, Any],
+    callbacks: Sequence[Any] = (),
+) -> Any:
     from ray.data import ExecutionOptions
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -269,7 +275,7 @@ def make_trainer(cfg: FinetuneConfig, pre: Preflight, ds_config: dict[str, Any])
         storage_path=pre.storage_root,
         failure_config=FailureConfig(max_failures=cfg.checkpoint.max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
-        callbacks=[Progress(str(pre.run_dir / "metrics.jsonl"))],
+        callbacks=[Progress(str(pre.run_dir / "metrics.jsonl")), *callbacks],
     )
     # Only sizes travel in the config; the data reaches the workers through Ray Data. Every
     # worker reads the units in file order and keeps its share (``data.rank_units``): Ray's own

@@ -1,0 +1,44 @@
+"""One trial of a sweep, run by Ray Tune as a function trainable: the fine-tune with the
+trial's parameters (Ray Train's ``TorchTrainer``, its reports forwarded to Tune by
+``TuneReportCallback``), charged in the usage ledger like any fine-tune, then scored on the
+selection split (jobs/sweep/score.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobs.sweep.config import TuneConfig, trial_config
+
+
+def run_trial(params: dict[str, Any], *, cfg: dict[str, Any], model_dir: str) -> None:
+    """``params`` are the trial's draws; ``cfg`` the sweep's config (as JSON), ``model_dir``
+    the base model resolved once by the driver."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from cluster.logs import setup_logging
+    from jobs.sweep.score import score_trial
+    from jobs.train.job import finetune
+
+    setup_logging()
+    sweep = TuneConfig.model_validate(cfg)
+    trial = tune.get_context().get_trial_id()
+    ft = trial_config(sweep, params, f"{sweep.name}-{trial}")
+    summary = finetune(ft, callbacks=[TuneReportCallback()], meta={"sweep": sweep.name})
+    scores = score_trial(sweep.selection, sweep.name, trial, model_dir, _run_dir(ft) / "adapter")
+    tune.report(
+        {
+            **scores,
+            "steps": summary["steps"],
+            "train_loss_last": summary["train_loss_last"],
+            "eval_loss": summary.get("eval_loss"),
+            "train_wall_s": summary["wall_s"],
+            "run_name": ft.run_name,
+        }
+    )
+
+
+def _run_dir(cfg: Any) -> Any:
+    from jobs.train.run import run_dir_for
+
+    return run_dir_for(cfg)
