@@ -53,7 +53,7 @@ def test_a_good_config_draws_trials_from_the_fine_tune_fields(selection, monkeyp
     assert (ft.optim.lr, ft.lora.r, ft.train.max_steps, ft.run_name) == (0.002, 8, 3, "t-00001")
     # the recipe keeps the base file's settings, not the trial-only overrides
     data = recipe(cfg, {"optim.lr": 0.002, "data.mix.contrast": 2})
-    assert data["optim"]["lr"] == 0.002 and data["data"]["mix"] == {"contrast": 2}
+    assert data["optim"]["lr"] == 0.002 and data["data"]["mix"]["contrast"] == 2
     assert data["train"]["max_steps"] == 6
 
 
