@@ -321,7 +321,10 @@ def evaluate(
     diffs = {n: differences(scores["rows"], base, n, *b) for n in names if base and n != base}
     judged = cfg.thresholds.judged()
     verdicts = (
-        {n: judge(judged, {k: v[n] for k, v in scores["sets"].items()}, diffs[n]) for n in tuned}
+        {
+            n: judge(judged, {k: v[n] for k, v in scores["sets"].items()}, diffs.get(n, []))
+            for n in tuned
+        }
         if judged
         else {}
     )

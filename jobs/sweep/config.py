@@ -103,6 +103,12 @@ class Selection(BaseModel):
         ),
         description="the checks a trial's score measures its distance to (the verdict's)",
     )
+    per_kind: int | None = Field(
+        default=None,
+        ge=1,
+        description="score on the first N questions of each kind only (a quick sweep); "
+        "default: the whole split",
+    )
     max_tokens: int = Field(default=48, ge=1, le=1024)
     engine: Engine = Engine()
 
@@ -123,8 +129,14 @@ class TuneConfig(JobConfig):
     space: dict[str, Dimension] = Field(
         min_length=1, description="dotted fine-tune field -> how to draw it"
     )
+    points: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="trials to run first, each a value for every field of the space (Tune's "
+        "points_to_evaluate: a designed set, e.g. a fractional factorial); then num_samples "
+        "draws fill the rest",
+    )
     num_samples: int = Field(
-        default=12, ge=1, le=1000, description="trials (times each grid point)"
+        default=12, ge=1, le=1000, description="trials (times each grid point), points included"
     )
     seed: int = Field(
         default=0, description="seed of the random draws (the same seed, the same trials)"
@@ -224,6 +236,32 @@ def trial_problems(cfg: TuneConfig) -> list[Problem]:
     """Each dimension's extreme values applied to the fine-tune config: an unknown field or a
     value it refuses is named here, with the fix, before any trial starts."""
     out = []
+    for i, point in enumerate(cfg.points):
+        if set(point) != set(cfg.space):
+            out.append(
+                Problem(
+                    f"points.{i}",
+                    point,
+                    "must give a value for every field of the space, and only those",
+                    f"give exactly: {', '.join(sorted(cfg.space))}",
+                )
+            )
+            continue
+        try:
+            trial_config(cfg, point, "check")
+        except ConfigError as err:
+            out += [
+                Problem(f"points.{i}.{p.field}", p.value, p.message, p.fix) for p in err.problems
+            ]
+    if len(cfg.points) > cfg.num_samples:
+        out.append(
+            Problem(
+                "num_samples",
+                cfg.num_samples,
+                f"is smaller than the {len(cfg.points)} points to run first",
+                f"num_samples >= {len(cfg.points)}",
+            )
+        )
     base = load_config(FinetuneConfig, cfg.finetune)
     kinds = {ex.metadata.get("kind") for ex in read_chat_jsonl(base.data.train)}
     for key, dim in cfg.space.items():

@@ -61,7 +61,9 @@ def tuner(cfg: TuneConfig, model_dir: str) -> Any:
         tune_config=tune.TuneConfig(
             num_samples=cfg.num_samples,
             max_concurrent_trials=n,
-            search_alg=tune.search.BasicVariantGenerator(random_state=cfg.seed),
+            search_alg=tune.search.BasicVariantGenerator(
+                points_to_evaluate=[dict(p) for p in cfg.points] or None, random_state=cfg.seed
+            ),
         ),
         run_config=tune.RunConfig(
             name=cfg.name,

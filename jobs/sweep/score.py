@@ -28,8 +28,15 @@ def split_sets(selection: Selection, folder: Path) -> tuple[Path, Path]:
     """The selection split as an eval set and a retention set, by ``metadata.kind``."""
     import json
 
-    rows = [x for x in Path(selection.eval_set).read_text().splitlines() if x.strip()]
-    kinds = [json.loads(x).get("metadata", {}).get("kind") for x in rows]
+    rows, kinds, seen = [], [], {}
+    for line in Path(selection.eval_set).read_text().splitlines():
+        if not line.strip():
+            continue
+        kind = json.loads(line).get("metadata", {}).get("kind")
+        seen[kind] = seen.get(kind, 0) + 1
+        if selection.per_kind is None or seen[kind] <= selection.per_kind:
+            rows.append(line)
+            kinds.append(kind)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for name, wanted in (("eval", EVAL_KINDS), ("retention", RETENTION_KINDS)):

@@ -88,3 +88,14 @@ def test_a_selection_split_sharing_questions_with_the_held_out_set_is_refused(
     leaked.write_text((REPO / "data/support_chat/valid.jsonl").read_text().splitlines()[1] + "\n")
     text = problems(str(leaked))
     assert "also in the judged sets" in text and "disjoint" in text
+
+
+def test_designed_points_must_cover_the_space_and_fit_in_the_trials(selection, monkeypatch):
+    monkeypatch.chdir(REPO)
+    text = problems(selection, "points=[{lora.r: 8}]")
+    assert "points.0" in text and "give exactly: optim.lr" in text
+    text = problems(selection, "points=[{optim.lr: 0.001}, {optim.lr: 0.002}]", "num_samples=1")
+    assert "num_samples >= 2" in text
+    text = problems(selection, "points=[{optim.lr: 7}]")  # the fine-tune refuses lr > 1
+    assert "points.0.optim.lr" in text
+    assert config(selection, "points=[{optim.lr: 0.001}]").points == [{"optim.lr": 0.001}]
