@@ -24,6 +24,7 @@ import yaml
 
 from cluster import paths
 from cluster.latency import DEFINITION, phrase
+from cluster.ledger import ENTRYPOINT_KINDS
 from cluster.local import MIN_LOGICAL_CPUS, LocalCluster
 from cluster.serve_configs import peak_cpus
 from cluster.status import dashboard_get
@@ -48,15 +49,6 @@ BENCH_ARGS = (
     "--name",
     "demo",
 )
-
-
-KINDS = {
-    "pull_model": "pull",
-    "finetune": "finetune",
-    "evaluate": "evaluate",
-    "bench_serve": "bench",
-    "cost_report": "cost",
-}
 
 
 class DemoError(RuntimeError):
@@ -90,7 +82,7 @@ def _job(cluster: LocalCluster, kind: str, *args: str) -> Submitted:
         f"{' '.join(entry)}",
         flush=True,
     )
-    job = submit(cluster, entry, kind=KINDS[kind], working_dir=".", stream=True)
+    job = submit(cluster, entry, kind=ENTRYPOINT_KINDS[kind], working_dir=".", stream=True)
     if not job.ok:
         raise DemoError(
             f"{kind} job {job.submission_id} failed (exit {job.returncode}); its "

@@ -30,11 +30,13 @@ import sqlalchemy as sa
 
 from cluster import paths
 
-KINDS = ("pull", "finetune", "evaluate", "serve", "bench", "cost", "other")
-# `python -m jobs.<module>` → workload kind, for jobs imported from Ray's job list.
-_ENTRYPOINT_KINDS = {
+KINDS = ("pull", "finetune", "tune", "evaluate", "serve", "bench", "cost", "other")
+# `python -m jobs.<module>` → workload kind: for jobs imported from Ray's job list, and the kind
+# the demo submits each job as. A sweep's trials are charged as fine-tunes; "tune" is its driver.
+ENTRYPOINT_KINDS = {
     "pull_model": "pull",
     "finetune": "finetune",
+    "tune": "tune",
     "evaluate": "evaluate",
     "bench_serve": "bench",
     "cost_report": "cost",
@@ -357,7 +359,7 @@ def _insert_allocation(
 
 def kind_from_entrypoint(entrypoint: str) -> str:
     match = re.search(r"-m\s+jobs\.(\w+)", entrypoint)
-    return _ENTRYPOINT_KINDS.get(match.group(1), "other") if match else "other"
+    return ENTRYPOINT_KINDS.get(match.group(1), "other") if match else "other"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

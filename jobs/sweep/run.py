@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,12 @@ def tuner(cfg: TuneConfig, model_dir: str) -> Any:
     if not ray.is_initialized():
         ray.init()
     # The trial function only coordinates: its fine-tune's workers and its scoring engine ask
-    # for the CPUs/GPUs, so the trial itself holds none.
+    # for the CPUs/GPUs, so the trial itself holds a token share (Tune refuses none at all).
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, cfg=cfg.model_dump(mode="json"), model_dir=model_dir),
-        {"CPU": 0},
+        tune.with_parameters(
+            run_trial, cfg=cfg.model_dump(mode="json"), model_dir=model_dir, cwd=os.getcwd()
+        ),
+        {"CPU": 0.01},
     )
     path = sweep_dir(cfg)
     if cfg.restore and tune.Tuner.can_restore(str(path)):

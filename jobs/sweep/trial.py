@@ -10,10 +10,15 @@ from typing import Any
 from jobs.sweep.config import TuneConfig, trial_config
 
 
-def run_trial(params: dict[str, Any], *, cfg: dict[str, Any], model_dir: str) -> None:
+def run_trial(params: dict[str, Any], *, cfg: dict[str, Any], model_dir: str, cwd: str) -> None:
     """``params`` are the trial's draws; ``cfg`` the sweep's config (as JSON), ``model_dir``
-    the base model resolved once by the driver."""
+    the base model resolved once by the driver, ``cwd`` the job's working directory."""
+    import os
+
     from ray import tune
+
+    # Tune starts a trial in a folder of its own; the configs name files of the project.
+    os.chdir(cwd)
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from cluster.logs import setup_logging
