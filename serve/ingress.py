@@ -29,8 +29,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError
 from ray.serve.llm.ingress import OpenAiIngress
-from ray.serve.llm.openai_api_models import TranscriptionRequest
+from ray.serve.llm.openai_api_models import EmbeddingRequest, TranscriptionRequest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response, StreamingResponse
@@ -39,6 +40,7 @@ from cluster.config import deep_merge
 from serve.errors import (
     ErrorMiddleware,
     RequestIdMiddleware,
+    answer_for,
     http_exception_handler,
     request_id,
     validation_exception_handler,
@@ -160,6 +162,9 @@ class OnPremIngress(OpenAiIngress):
     async def completions(self, body: CheckedCompletionRequest, request: Request) -> Response:
         return await self._retried_once(super().completions, body, request)
 
+    async def embeddings(self, body: EmbeddingRequest, request: Request) -> Response:
+        return await self._retried_once(super().embeddings, body, request)
+
     async def transcriptions(
         self, body: Annotated[TranscriptionRequest, Form()], request: Request
     ) -> Response:
@@ -182,6 +187,10 @@ class OnPremIngress(OpenAiIngress):
         for attempt in (1, 2):
             try:
                 resp = await call(body, request)
+            except BackPressureError as exc:
+                # Answered here: Serve registers its own handler for this exception on the app
+                # (a plain-text 503 without Retry-After), which would replace ours.
+                return answer_for(exc, request_id(request.scope))
             except RayActorError as exc:  # ActorDiedError, ActorUnavailableError
                 if attempt == 2:
                     raise

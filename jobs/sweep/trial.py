@@ -5,6 +5,7 @@ selection split (jobs/sweep/score.py)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jobs.sweep.config import TuneConfig, trial_config
@@ -29,7 +30,11 @@ def run_trial(params: dict[str, Any], *, cfg: dict[str, Any], model_dir: str, cw
     sweep = TuneConfig.model_validate(cfg)
     trial = tune.get_context().get_trial_id()
     ft = trial_config(sweep, params, f"{sweep.name}-{trial}")
-    summary = finetune(ft, callbacks=[TuneReportCallback()], meta={"sweep": sweep.name})
+    done = _run_dir(ft) / "result.json"
+    if done.is_file():  # a restored sweep re-runs a trial whose fine-tune had finished
+        summary = json.loads(done.read_text())
+    else:
+        summary = finetune(ft, callbacks=[TuneReportCallback()], meta={"sweep": sweep.name})
     scores = score_trial(sweep.selection, sweep.name, trial, model_dir, _run_dir(ft) / "adapter")
     tune.report(
         {

@@ -134,7 +134,9 @@ def ingress_client(
     ``serve.app.build_app`` puts them together. Exceptions that escape every layer fail the
     test (the client re-raises them)."""
     from ray import serve
+    from ray.serve.exceptions import BackPressureError
     from ray.serve.llm import LLMConfig
+    from starlette.responses import PlainTextResponse
     from ray.serve.llm.ingress import make_fastapi_ingress
 
     from serve import ray_internals
@@ -153,6 +155,11 @@ def ingress_client(
     catalog = ModelCatalog.of(models, local_adapters, lora_paths or {})
     app = ingress_app(env, limits, models=catalog, cors_allow_origins=cors_allow_origins)
     make_fastapi_ingress(OnPremIngress, app=app)  # adds the routes to `app`
+    # What Serve's replica does when it starts an ASGI app (ray/serve/_private/replica.py): its
+    # own plain-text 503 for a full queue, registered over any handler of ours.
+    app.add_exception_handler(
+        BackPressureError, lambda _req, exc: PlainTextResponse(exc.message, status_code=503)
+    )
     ingress = OnPremIngress(
         models, cards, lora_paths=lora_paths, local_adapters=local_adapters, api_key_env=env
     )
