@@ -136,8 +136,8 @@ def ingress_client(
     from ray import serve
     from ray.serve.exceptions import BackPressureError
     from ray.serve.llm import LLMConfig
-    from starlette.responses import PlainTextResponse
     from ray.serve.llm.ingress import make_fastapi_ingress
+    from starlette.responses import PlainTextResponse
 
     from serve import ray_internals
     from serve.guard import ModelCatalog
