@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.ledger import Ledger
 from cluster.local import LocalCluster
 from cluster.submit import submit
 from tests.conftest import REPO, cluster_ports, free_port
@@ -149,6 +150,16 @@ def test_the_fine_tune_shows_its_progress_and_learns(story):
     result = json.loads((story.root / "runs" / RUN / "result.json").read_text())
     steps = result["steps"]
     assert result["world_size"] == 2 and result["zero_stage"] == 2
+    run_dir = story.root / "runs" / RUN
+    ds = json.loads((run_dir / "ds_config.json").read_text())
+    assert ds["zero_optimization"]["stage"] == 2 and ds["bf16"]["enabled"] is False
+    assert result["device"] == "cpu" and result["usage"]["CPU"]["cpus"] == 2
+    metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(m)["step"] for m in metrics] == list(range(1, steps + 1))
+    assert "Running Dataset train_" not in story.blocks[8]  # no Ray Data bars from workers
+    ledger = Ledger(f"sqlite:///{story.root / '.cluster' / 'ledger.db'}")
+    (row,) = [w for w in ledger.usage() if w["kind"] == "finetune"]
+    assert row["cpus"] == 2 and row["status"] == "SUCCEEDED" and row["hours"] > 0
     assert result["eval_loss"] < 0.8 * result["eval_loss_first"], result
     assert result["train_loss_last"] < result["train_loss_first"], result
     # one progress line per step: step, loss, learning rate, tokens/s and the time left

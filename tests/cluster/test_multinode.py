@@ -132,7 +132,11 @@ def _wait(predicate, timeout_s, step_s=0.5):
 
 
 def test_workers_land_on_the_requested_type_spread_and_are_billed_to_it(fleet, tiny_model_dir):
-    """Also the ZeRO-3 run of the suite: parameters sharded across two nodes' workers."""
+    """Also the ZeRO-3 run of the suite (parameters sharded across two nodes' workers), merged
+    and registered in the model store."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
     job = finetune(
         fleet,
         f"model={tiny_model_dir}",
@@ -145,15 +149,26 @@ def test_workers_land_on_the_requested_type_spread_and_are_billed_to_it(fleet, t
         "train.max_steps=4",
         "train.eval_every=4",
         "checkpoint.every_steps=4",
+        "merge=true",
+        "register_model=true",
     )
     assert job.ok, job.output[-3000:]
+    assert "[finetune] step 4/4" in job.output and "ETA" in job.output
+    # workers log no Ray Data progress bars (the step line says where training is)
+    assert "Running Dataset train_" not in job.output, job.output[-3000:]
     run_dir = fleet["root"] / "runs" / "placed"
     result = json.loads((run_dir / "result.json").read_text())
     assert result["zero_stage"] == 3 and result["steps"] == 4
     assert json.loads((run_dir / "ds_config.json").read_text())["zero_optimization"]["stage"] == 3
     assert result["train_loss_last"] < result["train_loss_first"]
     assert result["eval_loss"] < result["eval_loss_first"]
-    assert (run_dir / "adapter" / "adapter_config.json").is_file()
+    tuned = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), run_dir / "adapter"
+    )
+    assert any("lora_" in n for n, _ in tuned.named_parameters())
+    # the merged model, gathered from the ZeRO-3 shards, and its entry in the model store
+    assert AutoModelForCausalLM.from_pretrained(run_dir / "merged").config.num_hidden_layers == 1
+    assert (fleet["root"] / "models" / "placed" / "manifest.json").is_file()
     placed = result["placement"]
     a100 = {node_id(fleet["nodes"]["a100-1"]), node_id(fleet["nodes"]["a100-2"])}
     assert {p["node_id"] for p in placed} == a100  # both A100 nodes, one worker each

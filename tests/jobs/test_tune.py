@@ -79,7 +79,7 @@ def test_a_killed_sweep_is_restored_without_running_its_finished_trials(
     )
     client.stop_job(sid)  # the driver is killed; its trials with it
     t.join(timeout=300)
-    assert not box["job"].ok
+    assert client.get_job_info(sid).status == "STOPPED", box["job"].output[-3000:]
     runs_of_first = [w for w in finetune_rows(ray_cluster) if w["name"].endswith(first)]
     assert len(runs_of_first) == 1
 
