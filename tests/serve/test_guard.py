@@ -261,11 +261,25 @@ def test_the_ingress_refuses_an_unsafe_adapter_before_ray_joins_its_path(monkeyp
     """Every way a model name reaches the ingress stops at the name (GET /v1/models/<id>, a
     JSON body, a form upload): Ray's own lookup, which joins the name to the adapters' loading
     path, never sees it, and no model replica is called."""
+    from ray import serve
+
     from tests.serve.fake_replicas import FakeModel, ingress_client
 
     model = FakeModel()
     client = ingress_client(monkeypatch, {"base": model}, lora_paths={"base": "s3://b/lora"})
-    assert client.get("/v1/models/base:../../other-bucket/x").status_code == 404
+    asked = []  # Ray's adapter lookup (it reads <loading path>/<adapter>/ from the bucket)
+
+    async def lookup(model_id: str, base_path: str) -> dict:
+        asked.append(model_id)
+        return {}
+
+    ingress = serve.get_replica_context().servable_object
+    monkeypatch.setattr(ingress, "_get_lora_model_metadata_func", lookup)
+    assert client.get("/v1/models/base:../../other-bucket/x").status_code == 404  # no route
+    assert client.get("/v1/models/base:..").status_code == 404  # <loading path>/.. otherwise
+    assert asked == []
+    assert client.get("/v1/models/base:cloud-one").status_code == 200  # a safe name is looked up
+    assert asked == ["base:cloud-one"]
     resp = client.post("/v1/chat/completions", json={**chat(), "model": "base:../x"})
     assert_openai_error(resp, 400, "invalid_model_name", "model")
     form = {"model": "base:../x", "language": "en"}
