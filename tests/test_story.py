@@ -25,7 +25,9 @@ from cluster.submit import submit
 from tests.conftest import REPO, cluster_ports, free_port
 from tests.guide import GUIDE, excerpts, mismatches, runnable_blocks, script, split_output
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+# The guide's blocks take 15-20 minutes on 2 cores, all in the module fixture's setup, which
+# counts against the first test's timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(2700)]
 TEXT = GUIDE.read_text()
 BLOCKS = runnable_blocks(TEXT)
 RUN = "masterclass"  # the guide's run_name, evaluation name and adapter name
@@ -65,6 +67,7 @@ class Story:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            errors="replace",  # a progress bar cut mid-character stays text
             timeout=2400,
         )
 
