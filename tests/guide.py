@@ -46,10 +46,10 @@ def split_output(output: str) -> dict[int, str]:
 
 
 def line_pattern(line: str) -> re.Pattern[str]:
-    """An excerpt line as a pattern: "…" stands for anything, a run of spaces for any run
-    (table columns widen with their content), the rest is literal."""
+    """An excerpt line as a pattern: "…" stands for anything (the spaces around it too), a run
+    of spaces for any run (table columns widen with their content), the rest is literal."""
     pieces = [
-        r"\s+".join(re.escape(word) for word in piece.split(" "))
+        r"\s+".join(re.escape(word) for word in piece.strip().split(" "))
         for piece in re.sub(r" +", " ", line.strip()).split("…")
     ]
     return re.compile(".*?".join(pieces))
