@@ -35,7 +35,8 @@ FINETUNE = "jobs/configs/finetune/smollm2_lora.yaml"
 EVALUATE = "jobs/configs/evaluate/smollm2_support.yaml"
 SERVE = "serve/config.yaml"
 COST = "jobs/configs/cost/demo.yaml"
-# 16 requests per level, 96 at concurrency 16 (6 per user); then 45 s to watch scale-down.
+# 16 requests per level, 96 at concurrency 16 (6 per user); then 90 s to watch scale-down
+# (serve/config.yaml's downscale_delay_s is 60 s).
 BENCH_ARGS = (
     "--concurrency",
     "1,4,16",
@@ -45,7 +46,7 @@ BENCH_ARGS = (
     "48",
     "--watch-replicas",
     "--cooldown-s",
-    "45",
+    "90",
     "--name",
     "demo",
 )
