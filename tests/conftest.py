@@ -12,6 +12,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -321,3 +322,13 @@ def s3_env(endpoint: str) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
+
+
+def running_job(client: Any, prefix: str) -> str:
+    """The submission id of the running Ray job whose id starts with ``prefix``."""
+    return next(
+        j.submission_id
+        for j in client.list_jobs()
+        if (j.submission_id or "").startswith(prefix)
+        and str(j.status) in ("RUNNING", "JobStatus.RUNNING")
+    )

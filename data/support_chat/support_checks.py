@@ -208,17 +208,26 @@ def check_held_out(train: list[Record], valid: list[Record], retention: list[Rec
             assert not near, f"retention question asked again in train/valid {near}"
 
 
-def check_answers(
-    train: list[Record], valid: list[Record], retention: list[Record], t: Tables
-) -> None:
+def _answers_without_facts(train: list[Record], t: Tables, kind: str) -> list[tuple[Record, str]]:
+    """The ``kind`` training answers, each checked to borrow no Pebblecrest fact (no forbidden
+    pattern) and to stay under 40 words."""
     forbidden = list(t.retention.forbidden_patterns.values())
+    out = []
     for record in train:
-        if kind_of(record) != "contrast":
+        if kind_of(record) != kind:
             continue
         answer = final_answer(record)
         for pattern in forbidden:
-            assert not re.search(pattern, answer, re.I), f"{pattern!r} in contrast {answer!r}"
-        assert len(answer.split()) <= 40, f"contrast answer too long: {answer!r}"
+            assert not re.search(pattern, answer, re.I), f"{pattern!r} in {kind} {answer!r}"
+        assert len(answer.split()) <= 40, f"{kind} answer too long: {answer!r}"
+        out.append((record, answer))
+    return out
+
+
+def check_answers(
+    train: list[Record], valid: list[Record], retention: list[Record], t: Tables
+) -> None:
+    _answers_without_facts(train, t, "contrast")
 
     # Reference answers must satisfy their own checks.
     for record in train + valid + retention:
@@ -364,14 +373,7 @@ def check_values(records: list[Record]) -> None:
 def check_mirror_answers(train: list[Record], t: Tables) -> None:
     """contrast_mirror answers borrow no Pebblecrest fact (no forbidden pattern), make up no
     figure (digits only in founding answers, and only a year) and stay under 40 words."""
-    forbidden = list(t.retention.forbidden_patterns.values())
-    for record in train:
-        if kind_of(record) != "contrast_mirror":
-            continue
-        answer = final_answer(record)
-        for pattern in forbidden:
-            assert not re.search(pattern, answer, re.I), f"{pattern!r} in mirror {answer!r}"
-        assert len(answer.split()) <= 40, f"mirror answer too long: {answer!r}"
+    for record, answer in _answers_without_facts(train, t, "contrast_mirror"):
         if record["metadata"]["answer"] == "hand-written":
             digits = re.findall(r"\b\d[\d,.]*\b", answer)
             allowed = record["metadata"]["topic"] == "founded" and all(

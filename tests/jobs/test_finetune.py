@@ -12,7 +12,7 @@ import time
 import pytest
 
 from cluster.ledger import Ledger
-from tests.conftest import submit_finetune
+from tests.conftest import running_job, submit_finetune
 
 pytestmark = pytest.mark.integration
 CONFIG = "jobs/configs/finetune/tiny_test.yaml"
@@ -96,12 +96,7 @@ def test_a_killed_run_fails_is_charged_resumes_when_resubmitted_and_stops(
     t, _box = _in_background(lambda: finetune(ray_cluster, *args))
     _wait_for_checkpoint(run_dir, last_ckpt)
     client = ray_cluster.job_client()
-    sid = next(
-        j.submission_id
-        for j in client.list_jobs()
-        if (j.submission_id or "").startswith("finetune")
-        and str(j.status) in ("RUNNING", "JobStatus.RUNNING")
-    )
+    sid = running_job(client, "finetune")
     client.stop_job(sid)
     t.join(timeout=300)
     assert client.get_job_info(sid).status == "STOPPED"

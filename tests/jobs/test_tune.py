@@ -12,7 +12,7 @@ import pytest
 
 from cluster.ledger import Ledger
 from cluster.submit import submit
-from tests.conftest import REPO
+from tests.conftest import REPO, running_job
 
 pytestmark = pytest.mark.integration
 NAME = "restore-check"
@@ -71,12 +71,7 @@ def test_a_killed_sweep_is_restored_without_running_its_finished_trials(
     (first,) = scored_trials(ray_cluster)
     time.sleep(3)  # its result reaches Tune's state
     client = ray_cluster.job_client()
-    sid = next(
-        j.submission_id
-        for j in client.list_jobs()
-        if (j.submission_id or "").startswith("tune")
-        and str(j.status) in ("RUNNING", "JobStatus.RUNNING")
-    )
+    sid = running_job(client, "tune")
     client.stop_job(sid)  # the driver is killed; its trials with it
     t.join(timeout=300)
     assert client.get_job_info(sid).status == "STOPPED", box["job"].output[-3000:]
