@@ -19,10 +19,10 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 _FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -30,13 +30,16 @@ _FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 def folder_name(value: str) -> str:
     """``value`` if it is safe as one folder name (a report, a run): 1-64 letters, digits,
     '.', '_' or '-', starting with a letter or digit, no '..'; a ValueError that says the fix
-    otherwise. Use as a pydantic validator: ``AfterValidator(folder_name)``."""
+    otherwise. As a pydantic field type: :data:`FolderName`."""
     if not _FOLDER_NAME.fullmatch(value) or ".." in value:
         raise ValueError(
             "must be 1-64 letters, digits, '.', '_' or '-', start with a letter or digit and "
             "hold no '..' (it names a folder). Fix: e.g. 2026-12 or smollm2-support"
         )
     return value
+
+
+FolderName = Annotated[str, AfterValidator(folder_name)]  # a config field that names a folder
 
 
 @dataclass(frozen=True)

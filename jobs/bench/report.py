@@ -4,21 +4,20 @@ and the replica count over time."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from cluster.atomic import replacing, write_text
 from cluster.latency import DEFINITION
 
 
 def _save(fig: Any, out: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = out.with_name(f".{out.name}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
+    with replacing(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, out)
 
 
 def charts(result: dict[str, Any], folder: Path) -> list[str]:
@@ -124,6 +123,4 @@ def write(result: dict[str, Any], folder: Path) -> None:
         ("bench.json", json.dumps(result, indent=2) + "\n"),
         ("bench.md", markdown(result)),
     ):
-        tmp = folder / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, folder / name)
+        write_text(folder / name, text)

@@ -13,14 +13,8 @@ import numpy as np
 
 from jobs.cost.montecarlo import API, OWN
 
-OWNED, CLOUD, APIC, WORSE, BETTER, GREY = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#7f7f7f",
-    "#d62728",
-    "#2ca02c",
-    "#999999",
-)
+OWNED, CLOUD, APIC = "tab:blue", "tab:orange", "tab:gray"  # owned, rented, the API
+WORSE, BETTER, GREY = "tab:red", "tab:green", "#999999"
 
 
 def _plt() -> Any:
@@ -135,7 +129,7 @@ def workloads(result: dict[str, Any], path: Path) -> None:
     key, unit = ("gpu_hours", "GPU-hours") if m["unit"] == "GPU" else ("cpu_hours", "CPU-hours")
     df = m["by_kind"].pivot_table(index="kind", columns="status", values=key, aggfunc="sum")
     fig, ax = _plt().subplots(figsize=(10, 3.8))
-    outcome = {"FAILED": WORSE, "STOPPED": "#ff7f0e", "SUCCEEDED": BETTER}
+    outcome = {"FAILED": WORSE, "STOPPED": "tab:orange", "SUCCEEDED": BETTER}
     df.plot.bar(ax=ax, stacked=True, rot=0, color=[outcome.get(c, GREY) for c in df.columns])
     ax.legend(fontsize=8, title="outcome")
     title = (

@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cluster import paths
-from cluster.config import ConfigError, JobConfig, Problem, folder_name
+from cluster.config import ConfigError, FolderName, JobConfig, Problem
 from cluster.inventory import Site, fleets, load_inventory
 from jobs.cost.instances import DEFAULT_CPU_INSTANCE, check_models
 from jobs.cost.prices import load_price_book, newest_book
@@ -144,15 +144,9 @@ class MonteCarlo(_Strict):
 class CostConfig(JobConfig):
     """``python -m jobs.cost_report``: API vs renting vs owning for the team's demand."""
 
-    name: str | None = Field(
+    name: FolderName | None = Field(
         default=None, description="report folder reports/cost/<name>/ (default: today's date)"
     )
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str | None) -> str | None:
-        return None if v is None else folder_name(v)
-
     inventory: str = Field(default="cluster/inventory.yaml", description="node inventory YAML")
     fleet: str = Field(default="onprem", description="fleet to plan (the headline)")
     measured_fleet: str | None = Field(

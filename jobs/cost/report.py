@@ -12,7 +12,7 @@ is escaped for Markdown (:func:`md_text`), the page's title for HTML, CSV cells 
 (:func:`csv_safe`), and report.html embeds only the charts :func:`draw_all` wrote, by name.
 
 Everything is written to a temporary folder beside the target and renamed into place only when
-complete, so a failed run never replaces a good report::
+complete (:func:`cluster.atomic.replacing`), so a failed run never replaces a good report::
 
     folder = write_report(result, paths.reports_dir() / "cost", sources)
 """
@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from markupsafe import Markup
 
+from cluster.atomic import replacing
 from cluster.config import folder_name
 from cluster.latency import DEFINITION, phrase
 from jobs.cost import tables
@@ -262,25 +260,12 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     return {"results": headline, **result}
 
 
-def _swap(tmp: Path, final: Path) -> None:
-    """Put ``tmp`` in place of ``final``; the old report is removed only after the rename."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
 def write_report(result: dict[str, Any], root: Path, src: InventorySources) -> Path:
     """Write the whole report under ``root/<name>/`` atomically; returns the folder."""
     folder_name(result["name"])  # the config checks it; this writer trusts no caller
     final = root / result["name"]
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{result['name']}.tmp-", dir=root))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the report is for everyone who reads reports/
-    try:
+    with replacing(final) as tmp:
+        tmp.mkdir()
         charts = draw_all(result, tmp)
         text = markdown(result, charts, src)
         (tmp / "report.md").write_text(text)
@@ -288,8 +273,4 @@ def write_report(result: dict[str, Any], root: Path, src: InventorySources) -> P
         write_csvs(result, tmp, src)
         data = json.dumps(summary(result), indent=1, default=_jsonable, allow_nan=False)
         (tmp / "summary.json").write_text(data + "\n")
-        _swap(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -15,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from cluster.config import JobConfig, Problem, folder_name
+from cluster.config import FolderName, JobConfig, Problem
 from cluster.llm import CPU_ENGINE_KWARGS, placement
 
 
@@ -133,9 +132,7 @@ class Thresholds(BaseModel):
 class EvalConfig(JobConfig):
     """``python -m jobs.evaluate``: compare candidates with hand-written reference answers."""
 
-    name: Annotated[str, AfterValidator(folder_name)] = Field(
-        description="report folder: reports/eval/<name>/"
-    )
+    name: FolderName = Field(description="report folder: reports/eval/<name>/")
     eval_set: str = Field(
         description="held-out chat JSONL; the final assistant turn of each "
         "line is the reference (a hand-written answer)"

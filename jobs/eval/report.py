@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from cluster.atomic import replacing, write_text
 
 LABELS = {
     "fact": "fact accuracy",
@@ -36,12 +37,6 @@ def _fmt(est: dict[str, float] | None, pct: bool = False) -> str:
     if "low" in est:
         return f"{mean:.1f}{unit} [{est['low'] * scale:.1f}, {est['high'] * scale:.1f}]"
     return f"{mean:.2f}{unit}"
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data if isinstance(data, bytes) else data.encode())
-    os.replace(tmp, path)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -303,14 +298,13 @@ def chart(result: dict[str, Any], out: Path) -> None:
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     fig.suptitle(f"{result['name']}: candidates vs reference answers (95% CI)", fontsize=10)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with replacing(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, out)
 
 
 def write_report(result: dict[str, Any], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     chart(result, folder / "eval.png")
-    write_atomic(folder / "eval.json", json.dumps(result, indent=2, default=str) + "\n")
-    write_atomic(folder / "eval.md", markdown(result))
+    write_text(folder / "eval.json", json.dumps(result, indent=2, default=str) + "\n")
+    write_text(folder / "eval.md", markdown(result))

@@ -16,12 +16,12 @@ selection set that is one the verdict judges on) is reported together before any
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cluster.chat import read_chat_jsonl
-from cluster.config import ConfigError, JobConfig, Problem, folder_name, load_config
+from cluster.config import ConfigError, FolderName, JobConfig, Problem, load_config
 from jobs.eval.config import Engine, Thresholds
 from jobs.train.config import FinetuneConfig
 
@@ -113,11 +113,26 @@ class Selection(BaseModel):
     engine: Engine = Engine()
 
 
+class EarlyStop(BaseModel):
+    """Ray Tune's ASHA with one rung: at ``at_step`` every trial that trails the median of the
+    trials already there (by ``metric``, which the fine-tune reports at that step) stops; the
+    others run to the end and are scored. A trial stopped early has no score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at_step: int = Field(ge=1, description="the rung: a step at which the fine-tune evaluates")
+    metric: str = Field(default="eval_loss", description="a metric the fine-tune reports")
+    mode: Literal["min", "max"] = "min"
+    reduction_factor: float = Field(
+        default=2, gt=1, description="keep 1 in this many trials at the rung (2: the better half)"
+    )
+
+
 class TuneConfig(JobConfig):
     """``python -m jobs.tune``: a Ray Tune sweep of fine-tunes, each scored on a selection
     split; the best becomes a runnable fine-tune config."""
 
-    name: Annotated[str, AfterValidator(folder_name)] = Field(
+    name: FolderName = Field(
         description="the sweep: runs/tune/<name>/ (Tune's state), reports/tune/<name>/"
     )
     finetune: str = Field(description="the fine-tune config every trial starts from (YAML)")
@@ -145,6 +160,9 @@ class TuneConfig(JobConfig):
         default=None,
         ge=1,
         description="trials at once; default: as many as the cluster's CPUs/GPUs hold workers for",
+    )
+    early_stop: EarlyStop | None = Field(
+        default=None, description="stop trials that trail the others at a step (ASHA)"
     )
     selection: Selection = Selection()
     restore: bool = Field(
@@ -286,10 +304,31 @@ def trial_problems(cfg: TuneConfig) -> list[Problem]:
                 break
     if not out:
         try:
-            trial_config(cfg, {}, "check")
+            trial = trial_config(cfg, {}, "check")
         except ConfigError as err:
-            out += [
+            return [
                 Problem(f"trial_overrides.{p.field}", p.value, p.message, p.fix)
                 for p in err.problems
             ]
+        out += early_stop_problems(cfg.early_stop, trial)
     return out
+
+
+def early_stop_problems(stop: EarlyStop | None, trial: FinetuneConfig) -> list[Problem]:
+    """The rung must fall before the last step, on a step where the metric is reported."""
+    if stop is None:
+        return []
+    steps, every = trial.train.max_steps, trial.train.eval_every
+    if steps is not None and stop.at_step >= steps:
+        fix = f"a step before the last (train.max_steps is {steps}), e.g. {steps // 2}"
+        return [Problem("early_stop.at_step", stop.at_step, "is not before the last step", fix)]
+    if stop.metric.startswith("eval_") and (not every or stop.at_step % every):
+        return [
+            Problem(
+                "early_stop.at_step",
+                stop.at_step,
+                f"is not a step where the fine-tune evaluates (train.eval_every: {every})",
+                f"set trial_overrides train.eval_every: {stop.at_step}",
+            )
+        ]
+    return []

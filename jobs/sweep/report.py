@@ -5,14 +5,13 @@ into place, so a failed report never replaces a good one."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cluster.atomic import replacing
 from jobs.sweep.config import TuneConfig, recipe
 
 COLUMNS = ("score", "facts", "wrong_facts", "retention_drop", "leak_free_drop", "pass")
@@ -124,10 +123,8 @@ def chart(cfg: TuneConfig, table: Any, out: Path) -> None:
 def write(cfg: TuneConfig, table: Any, folder: Path) -> Any | None:
     """reports/tune/<name>/ with report.md, trials.csv, tradeoff.png, best.yaml; the best row."""
     best = best_row(table)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:6]}"
-    tmp.mkdir()
-    try:
+    with replacing(folder) as tmp:
+        tmp.mkdir()
         # Keep what else lives there (the split the trials were scored on).
         if folder.is_dir():
             shutil.copytree(folder, tmp, dirs_exist_ok=True)
@@ -143,11 +140,4 @@ def write(cfg: TuneConfig, table: Any, folder: Path) -> Any | None:
             )
             (tmp / "best.yaml").write_text(header + yaml.safe_dump(data, sort_keys=False))
         (tmp / "report.md").write_text(markdown(cfg, table, best))
-        old = folder.parent / f".old-{folder.name}-{uuid.uuid4().hex[:6]}"
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return best

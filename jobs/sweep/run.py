@@ -33,6 +33,32 @@ def concurrency(cfg: TuneConfig, total: dict[str, float]) -> int:
     return max(1, min(math.floor(total.get(k, 0) / v) for k, v in need.items() if v))
 
 
+def tune_config(cfg: TuneConfig, n: int) -> Any:
+    """Tune's settings: the designed points first, ``n`` trials at a time, ASHA if asked."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    # The limit goes to the generator itself: Tune ignores max_concurrent_trials when it is
+    # given a search algorithm of this kind (it then started all 12 trials at once).
+    search = tune.search.BasicVariantGenerator(
+        points_to_evaluate=[dict(p) for p in cfg.points] or None,
+        random_state=cfg.seed,
+        max_concurrent=n,
+    )
+    stop = cfg.early_stop
+    asha = stop and ASHAScheduler(
+        time_attr="step",
+        metric=stop.metric,
+        mode=stop.mode,
+        grace_period=stop.at_step,
+        # One rung, at at_step: max_t below the next rung, and a trial past it runs to its end.
+        max_t=int(stop.at_step * stop.reduction_factor) - 1,
+        reduction_factor=stop.reduction_factor,
+        stop_last_trials=False,
+    )
+    return tune.TuneConfig(num_samples=cfg.num_samples, search_alg=search, scheduler=asha or None)
+
+
 def tuner(cfg: TuneConfig, model_dir: str) -> Any:
     """A new Tuner for the sweep, or the interrupted one restored."""
     import ray
@@ -61,13 +87,7 @@ def tuner(cfg: TuneConfig, model_dir: str) -> Any:
     return tune.Tuner(
         trainable,
         param_space={k: d.tune_domain() for k, d in cfg.space.items()},
-        tune_config=tune.TuneConfig(
-            num_samples=cfg.num_samples,
-            max_concurrent_trials=n,
-            search_alg=tune.search.BasicVariantGenerator(
-                points_to_evaluate=[dict(p) for p in cfg.points] or None, random_state=cfg.seed
-            ),
-        ),
+        tune_config=tune_config(cfg, n),
         run_config=tune.RunConfig(
             name=cfg.name,
             storage_path=str(path.parent),

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 import yaml
 
 from cluster import paths
+from cluster.atomic import replacing, write_text
 from cluster.chat import ChatFormatError
 from cluster.ledger import Allocation
 from cluster.store import ModelStore, StoreError
@@ -303,43 +302,20 @@ def make_trainer(
     )
 
 
-def _atomic_dir(final: Path, fill: Any) -> None:
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:6]}"
-    tmp.mkdir(parents=True)
-    try:
-        fill(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_outputs(cfg: FinetuneConfig, pre: Preflight, result: Any, wall_s: float) -> dict:
     """Copy the final adapter/model out of the last checkpoint, merge if asked, write
     result.json. Each output appears whole or not at all."""
     summary = dict(result.metrics.get("summary") or {})
     kind = "adapter" if cfg.lora.enabled else "model"
-    with result.checkpoint.as_directory() as ckpt:
-
-        def fill(tmp: Path) -> None:
-            shutil.copytree(Path(ckpt) / kind, tmp, dirs_exist_ok=True)
-            for name in TOKENIZER_FILES:
-                if (pre.model_dir / name).is_file():
-                    shutil.copy(pre.model_dir / name, tmp / name)
-
-        _atomic_dir(pre.run_dir / kind, fill)
+    with result.checkpoint.as_directory() as ckpt, replacing(pre.run_dir / kind) as tmp:
+        shutil.copytree(Path(ckpt) / kind, tmp)
+        for name in TOKENIZER_FILES:
+            if (pre.model_dir / name).is_file():
+                shutil.copy(pre.model_dir / name, tmp / name)
     if cfg.merge:
-        _atomic_dir(
-            pre.run_dir / "merged",
-            lambda tmp: merge_adapter(pre.model_dir, pre.run_dir / "adapter", tmp),
-        )
+        with replacing(pre.run_dir / "merged") as tmp:
+            tmp.mkdir()
+            merge_adapter(pre.model_dir, pre.run_dir / "adapter", tmp)
     summary.update(
         run_name=cfg.run_name,
         model=cfg.model,
@@ -361,7 +337,7 @@ def write_outputs(cfg: FinetuneConfig, pre: Preflight, result: Any, wall_s: floa
         gpu_model = summary["placement"][0]["accelerator_type"]
         gpus = int(cfg.scaling.gpus_per_worker * cfg.scaling.num_workers)
         summary["mfu"] = mfu(params, cfg.lora.enabled, summary["tokens_per_s"], gpu_model, gpus)
-    _atomic_write(pre.run_dir / "result.json", json.dumps(summary, indent=2, default=str) + "\n")
+    write_text(pre.run_dir / "result.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 
@@ -423,8 +399,8 @@ def usage_by_accelerator(
 
 def save_run_inputs(cfg: FinetuneConfig, pre: Preflight, ds_config: dict[str, Any]) -> None:
     pre.run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(pre.run_dir / "ds_config.json", json.dumps(ds_config, indent=2) + "\n")
-    _atomic_write(
+    write_text(pre.run_dir / "ds_config.json", json.dumps(ds_config, indent=2) + "\n")
+    write_text(
         pre.run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
     )
 

@@ -212,6 +212,7 @@ def test_a_removed_node_is_survived_by_the_fine_tune(fleet, small_model_dir):
         )
         if any(r.get("checkpoint") for r in rows):
             break
+        assert t.is_alive(), f"the fine-tune ended before a checkpoint: {box['job'].output[-3000:]}"
         time.sleep(0.5)
     else:
         raise AssertionError("no checkpoint in time")

@@ -99,3 +99,47 @@ def test_designed_points_must_cover_the_space_and_fit_in_the_trials(selection, m
     text = problems(selection, "points=[{optim.lr: 7}]")  # the fine-tune refuses lr > 1
     assert "points.0.optim.lr" in text
     assert config(selection, "points=[{optim.lr: 0.001}]").points == [{"optim.lr": 0.001}]
+
+
+def test_early_stopping_must_fall_on_an_evaluated_step_before_the_last(selection, monkeypatch):
+    monkeypatch.chdir(REPO)
+    text = problems(selection, "early_stop={at_step: 6}")  # tiny_test runs 6 steps
+    assert "early_stop.at_step" in text and "not before the last step" in text and "e.g. 3" in text
+    text = problems(selection, "early_stop={at_step: 3}", "trial_overrides={train.eval_every: 2}")
+    assert "train.eval_every: 2" in text and "train.eval_every: 3" in text  # the fix
+    text = problems(selection, "early_stop={at_step: 3, metric: eval_loss, mode: up}")
+    assert "early_stop.mode" in text
+    ok = config(selection, "early_stop={at_step: 3}", "trial_overrides={train.eval_every: 3}")
+    assert ok.early_stop.at_step == 3
+
+
+def test_tune_runs_the_trials_a_few_at_a_time_and_asha_has_one_rung(selection, monkeypatch):
+    """Tune ignores max_concurrent_trials beside a BasicVariantGenerator (a sweep once started
+    all 12 trials at once): the limit is the generator's own. ASHA decides once, at at_step."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from jobs.sweep.run import tune_config
+
+    monkeypatch.chdir(REPO)
+    cfg = config(selection, "early_stop={at_step: 3}", "trial_overrides={train.eval_every: 3}")
+    tc = tune_config(cfg, 1)
+    assert tc.search_alg.max_concurrent == 1
+    asha = tc.scheduler
+
+    class Trial:
+        def __init__(self, i):
+            self.trial_id = f"t{i}"
+
+    def at(trial, step, loss):
+        return asha.on_trial_result(None, trial, {"step": step, "eval_loss": loss})
+
+    a, b, c = Trial(1), Trial(2), Trial(3)
+    for t in (a, b, c):
+        asha.on_trial_add(None, t)
+    assert at(a, 3, 1.0) == TrialScheduler.CONTINUE  # the first at the rung goes on
+    assert at(b, 3, 2.0) == TrialScheduler.STOP  # behind the median: stopped
+    assert at(c, 3, 0.5) == TrialScheduler.CONTINUE
+    assert at(a, 6, 9.0) == TrialScheduler.CONTINUE  # past the rung a trial runs to its end
+    assert (
+        config(selection).early_stop is None and tune_config(config(selection), 2).scheduler is None
+    )
