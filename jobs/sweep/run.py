@@ -76,6 +76,10 @@ def tuner(cfg: TuneConfig, model_dir: str) -> Any:
         ),
         {"CPU": 0.01},
     )
+    if cfg.early_stop:
+        # The fine-tune reports its selection loss only at evaluation steps; Tune's default
+        # refuses any report without the scheduler's metric (ASHA skips such reports itself).
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     path = sweep_dir(cfg)
     if cfg.restore and tune.Tuner.can_restore(str(path)):
         log.info("sweep %s: restoring %s (finished trials are kept)", cfg.name, path)
