@@ -36,6 +36,7 @@ KINDS = ("pull", "finetune", "tune", "evaluate", "serve", "bench", "cost", "othe
 ENTRYPOINT_KINDS = {
     "pull_model": "pull",
     "finetune": "finetune",
+    "preference": "finetune",
     "tune": "tune",
     "evaluate": "evaluate",
     "bench_serve": "bench",

@@ -39,6 +39,23 @@ JOBS = [
         "`ds_config.json`, `config.yaml`, `result.json`, and Ray Train's `checkpoint_*` folders.",
     ),
     (
+        "jobs.tune",
+        "jobs.sweep.config",
+        "TuneConfig",
+        "jobs/configs/tune/",
+        "`runs/tune/<name>/` (Ray Tune's state: what a restore reads) and, per trial, a fine-tune "
+        "run `runs/<name>-<trial>/`; `reports/tune/<name>/`: `report.md`, `trials.csv`, "
+        "`tradeoff.png`, `best.yaml` (the best trial as a runnable fine-tune config).",
+    ),
+    (
+        "jobs.preference",
+        "jobs.prefs.config",
+        "PreferenceConfig",
+        "jobs/configs/preference/",
+        "`runs/<run_name>/`: `pairs.jsonl` (the supervised model's wrong answers beside the "
+        "training answers), `adapter/`, `merged/`, `result.json`, and Ray Train's checkpoint.",
+    ),
+    (
         "jobs.evaluate",
         "jobs.eval.config",
         "EvalConfig",

@@ -12,6 +12,7 @@ ENTRYPOINTS = {
     "jobs.bench_serve",
     "jobs.cost_report",
     "jobs.tune",
+    "jobs.preference",
     "serve.scale",
     "serve.status",
     "cluster.__main__",

@@ -1,8 +1,9 @@
 """``jobs.tune`` through the real ``ray job submit`` on the session cluster, with a small model
 vLLM can serve: Ray Tune runs the trials (Ray Train fine-tunes, scored on the selection split
 by vLLM through ray.data.llm); the sweep's driver is killed after a trial finished, and the same
-command again restores the sweep without running that trial again. (The story runs a 2-trial
-SmolLM2 sweep as the masterclass shows it.)"""
+command again restores the sweep without running that trial again. (The masterclass's 2-trial
+SmolLM2 sweep is the same job on the real model; the story does not run that block: about 12
+more minutes of suite.)"""
 
 import json
 import threading
