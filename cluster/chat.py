@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,11 +173,6 @@ def assistant_spans(
             raise ValueError("the chat template does not render conversations prefix-stably")
         spans.append((start, end, float(msg.get("weight", 1))))
     return full, spans
-
-
-def examples_from(objs: Iterable[dict[str, Any]]) -> list[Example]:
-    """Examples from already-parsed objects (tests, API requests)."""
-    return [Example(o["messages"], o.get("metadata") or {}) for o in objs]
 
 
 def _normal_text(text: str) -> str:

@@ -11,6 +11,7 @@ and the fix::
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import os
 import re
@@ -119,15 +120,20 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``extra`` merged in, nested dicts key by key, ``extra`` winning (pure:
-    neither input is modified)."""
-    merged = dict(base)
+def deep_merge(
+    base: dict[str, Any], extra: dict[str, Any], *, none_removes: bool = False
+) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, nested dicts key by key, ``extra`` winning; with
+    ``none_removes`` a None in ``extra`` removes the key instead of setting it (pure: neither
+    input is modified)."""
+    merged = copy.deepcopy(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+        if value is None and none_removes:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value, none_removes=none_removes)
         else:
-            merged[key] = value
+            merged[key] = copy.deepcopy(value)
     return merged
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from cluster.address import Dashboard
+from cluster.config import deep_merge
 
 CONFIG = Path(__file__).with_name("config.yaml")
 
@@ -23,15 +24,7 @@ def load_config(path: str | Path = CONFIG) -> dict[str, Any]:
 def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``changes`` merged in, nested dicts key by key; a None value removes the
     key (pure)."""
-    out = copy.deepcopy(base)
-    for key, value in changes.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+    return deep_merge(base, changes, none_removes=True)
 
 
 def with_overrides(

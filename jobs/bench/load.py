@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,3 @@ def summarize(
         "itl_s": _pct([x for r in ok for x in r.itl_s]),
         "e2e_s": _pct([r.e2e_s for r in ok if r.e2e_s is not None]),
     }
-
-
-def result_rows(results: Sequence[RequestResult]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in results]

@@ -383,7 +383,3 @@ def evaluate(
     }
     write_report(result, folder)
     return result
-
-
-def load_result(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "eval.json").read_text())
