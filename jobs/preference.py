@@ -36,6 +36,10 @@ log = logging.getLogger("jobs.preference")
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     cfg = cli_config(PreferenceConfig, "DPO on a fine-tuned model's own mistakes.", argv)
+    missing = cfg.missing_model()
+    if missing:
+        print(f"error: {missing.render()}", file=sys.stderr)
+        return 2
     try:
         drawn = draw(cfg.pairs)
     except ChatFormatError as exc:

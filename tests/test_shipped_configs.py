@@ -13,6 +13,7 @@ from cluster.serve_configs import SERVE_8B, dump_serve_8b, write_serve_8b
 from cluster.store.pull import PullConfig
 from jobs.cost.config import CostConfig
 from jobs.eval.config import EvalConfig
+from jobs.prefs.config import PreferenceConfig
 from jobs.sweep.config import TuneConfig
 from jobs.train.config import FinetuneConfig
 
@@ -23,6 +24,7 @@ SCHEMAS = {
     "evaluate": EvalConfig,
     "cost": CostConfig,
     "tune": TuneConfig,
+    "preference": PreferenceConfig,
 }
 
 

@@ -69,11 +69,17 @@ class PreferenceConfig(JobConfig):
         """The supervised model's folder (a relative path is under the platform's root)."""
         return paths.resolve(self.sft)
 
+    def missing_model(self) -> Problem | None:
+        """The supervised model, checked when the job starts (a shipped config names a run that
+        a fresh checkout has not trained yet)."""
+        if (self.sft_dir / "config.json").is_file():
+            return None
+        fix = "give a fine-tune's merged model, runs/<run>/merged (fine-tune with merge=true)"
+        msg = f"is not a model folder (no {self.sft_dir}/config.json)"
+        return Problem("sft", self.sft, msg, fix)
+
     def problems(self) -> list[Problem]:
         out = []
-        if not (self.sft_dir / "config.json").is_file():
-            fix = "give a fine-tune's merged model, runs/<run>/merged (fine-tune with merge=true)"
-            out.append(Problem("sft", self.sft, "is not a model folder (no config.json)", fix))
         if not Path(self.pairs.train).is_file():
             out.append(Problem("pairs.train", self.pairs.train, "no such file", "check the path"))
         elif Path(self.pairs.train).resolve() in {Path(p).resolve() for p in JUDGED_SETS}:

@@ -58,8 +58,9 @@ def test_a_bad_config_names_the_field_and_the_fix(tmp_path, monkeypatch):
             load_config(PreferenceConfig, None, ["run_name=p", *overrides])
         return str(info.value)
 
-    text = problems(f"sft={tmp_path}")
-    assert "sft" in text and "no config.json" in text and "merge=true" in text
+    cfg = load_config(PreferenceConfig, None, ["run_name=p", f"sft={tmp_path}"])
+    text = cfg.missing_model().render()  # checked when the job starts
+    assert "sft" in text and "config.json" in text and "merge=true" in text
     text = problems(f"sft={tmp_path}", "pairs.train=data/support_chat/valid.jsonl")
     assert "pairs.train" in text and "train on the test" in text
     assert "dpo.beta" in problems(f"sft={tmp_path}", "dpo.beta=0")
