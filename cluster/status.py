@@ -24,6 +24,19 @@ def dashboard_get(cluster: Dashboard, path: str, timeout: float = 30.0) -> Any:
         return json.loads(resp.read())
 
 
+def running_replicas(app: dict[str, Any], model: str | None = None) -> int:
+    """Running model replicas of a Serve app's details (every model's, or ``model``'s: Ray
+    Serve LLM names its deployment ``LLMServer:<model id>``; an adapter is served by its
+    base's)."""
+    base = model.split(":", 1)[0] if model else None
+    return sum(
+        r.get("state") == "RUNNING"
+        for name, dep in (app.get("deployments") or {}).items()
+        if name.startswith("LLMServer:") and (base is None or name == f"LLMServer:{base}")
+        for r in dep.get("replicas", [])
+    )
+
+
 def _fmt_ts(ms: float | None) -> str:
     if not ms:
         return "-"

@@ -41,13 +41,13 @@ class ReplicaWatcher:
 
         # RAY_API_SERVER_ADDRESS names the dashboard on every node the platform starts.
         self.cluster, self.app = resolve(), app
-        self.deployment = "LLMServer:" + model.split(":", 1)[0]
+        self.model, self.deployment = model, "LLMServer:" + model.split(":", 1)[0]
         self.timeline: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        from cluster.status import dashboard_get
+        from cluster.status import dashboard_get, running_replicas
 
         while not self._stop.is_set():
             try:
@@ -57,9 +57,7 @@ class ReplicaWatcher:
                 self.timeline.append(
                     {
                         "t": time.time(),
-                        "running": sum(
-                            r.get("state") == "RUNNING" for r in dep.get("replicas", [])
-                        ),
+                        "running": running_replicas(app, self.model),
                         "target": dep.get("target_num_replicas"),
                     }
                 )

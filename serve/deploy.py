@@ -13,6 +13,7 @@ import yaml
 
 from cluster.address import Dashboard
 from cluster.config import deep_merge
+from cluster.status import running_replicas
 
 CONFIG = Path(__file__).with_name("config.yaml")
 
@@ -109,16 +110,6 @@ def wait_running(
     raise TimeoutError(
         f"app {app!r} not running after {timeout_s:.0f} s: "
         f"{last.get('status')} {last.get('message', '')}"
-    )
-
-
-def running_replicas(app: dict[str, Any], model: str | None = None) -> int:
-    """Running model replicas of an app (every model's, or ``model``'s deployment's)."""
-    return sum(
-        r.get("state") == "RUNNING"
-        for name, dep in (app.get("deployments") or {}).items()
-        if name.startswith("LLMServer:") and (model is None or name == f"LLMServer:{model}")
-        for r in dep.get("replicas", [])
     )
 
 

@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from cluster.ledger import Ledger
+from cluster.status import running_replicas
 from serve import scale, status
-from serve.deploy import details, running_replicas
+from serve.deploy import details
 from tests.serve.conftest import KEY, MODEL
 
 pytestmark = pytest.mark.integration
