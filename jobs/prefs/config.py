@@ -32,6 +32,9 @@ class Pairs(_Strict):
         default_factory=lambda: ["contrast_mirror"],
         description="metadata.kind of other companies' questions, answered without our facts",
     )
+    company: str | None = Field(
+        default=None, description="the company's name: an other company's answer naming it borrowed"
+    )
     per_kind: int = Field(default=96, ge=1, description="prompts drawn from each of the two")
     seed: int = Field(default=0, description="the draw (the same seed, the same prompts)")
     max_tokens: int = Field(default=48, ge=1, le=1024, description="the answers' length")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ def draw(pairs: Pairs) -> list[tuple[str, Example, list[str]]]:
     company = [ex for ex in rows if ex.metadata.get("kind") in pairs.company_kinds]
     company = [ex for ex in company if ex.metadata.get("facts")]
     other = [ex for ex in rows if ex.metadata.get("kind") in pairs.other_kinds]
-    name = _company_name(company)
+    name = [re.escape(pairs.company)] if pairs.company else []
     by_topic: dict[str, set[str]] = {}
     for ex in company:
         by_topic.setdefault(ex.metadata.get("topic", ""), set()).update(ex.metadata["facts"])
@@ -49,21 +50,8 @@ def draw(pairs: Pairs) -> list[tuple[str, Example, list[str]]]:
             else:
                 topic = ex.metadata.get("topic", "")
                 borrowed = sorted(by_topic.get(topic) or by_topic.get(topic.split("_")[-1], set()))
-                out.append((kind, ex, [name, *borrowed] if name else borrowed))
+                out.append((kind, ex, [*name, *borrowed]))
     return out
-
-
-def _company_name(company: list[Example]) -> str:
-    """The company's name as a pattern: the first word its system prompts share (Pebblecrest)."""
-    words: dict[str, int] = {}
-    for ex in company:
-        for m in ex.messages:
-            if m["role"] == "system":
-                for w in {w.strip(".,'’") for w in m["content"].split() if w[:1].isupper()}:
-                    words[w] = words.get(w, 0) + 1
-    common = {"You", "Answer", "Keep", "A", "The", "An"}
-    ranked = sorted((n, w) for w, n in words.items() if w not in common and len(w) > 3)
-    return ranked[-1][1].lower().removesuffix("s") if ranked else ""
 
 
 def is_wrong(kind: str, answer: str, patterns: list[str]) -> bool:

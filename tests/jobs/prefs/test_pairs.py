@@ -13,16 +13,16 @@ from tests.conftest import REPO
 
 def test_prompts_come_from_the_training_split_with_what_each_must_say_or_not_say(monkeypatch):
     monkeypatch.chdir(REPO)
-    drawn = draw(Pairs(per_kind=40))
+    drawn = draw(Pairs(per_kind=40, company="Pebblecrest"))
     kinds = [k for k, _, _ in drawn]
     assert kinds.count(COMPANY) == 40 and kinds.count(OTHER) == 40
-    assert draw(Pairs(per_kind=40)) == drawn  # seeded
+    assert draw(Pairs(per_kind=40, company="Pebblecrest")) == drawn  # seeded
     valid = (REPO / "data/support_chat/valid.jsonl").read_text()
     for kind, ex, patterns in drawn:
         assert ex.prompt[-1]["content"] not in valid
         assert patterns
         if kind == OTHER:  # the company's name and the company's facts of the same topic
-            assert patterns[0] == "pebblecrest", patterns
+            assert patterns[0] == "Pebblecrest", patterns
     phone = [p for k, ex, p in drawn if k == OTHER and ex.metadata.get("topic") == "phone"]
     assert phone and all("555[- .]?0147" in p for p in phone)
 
@@ -31,7 +31,7 @@ def test_a_wrong_answer_is_rejected_beside_the_training_answer_and_a_right_one_m
     monkeypatch,
 ):
     monkeypatch.chdir(REPO)
-    drawn = draw(Pairs(per_kind=3))
+    drawn = draw(Pairs(per_kind=3, company="Pebblecrest"))
     answers = []
     for kind, ex, _ in drawn:
         right = ex.reference
