@@ -177,7 +177,10 @@ class LocalCluster:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def ensure_token(self) -> Path:
-        """The Ray auth token and the Serve API key, each made once, readable by the owner."""
+        """The Ray auth token and the Serve API key, each made once, readable by the owner. A
+        key chosen in ONPREM_API_KEY becomes the file's, so that the cluster's processes and
+        ``python -m cluster env`` give clients the same key (a key left in the shell by
+        another cluster's ``cluster env`` would otherwise answer 401 here)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o700)
         for path in (self.token_path, self.api_key_path):
@@ -185,6 +188,11 @@ class LocalCluster:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "w") as fh:
                     fh.write(secrets.token_hex(32))
+        chosen = os.environ.get("ONPREM_API_KEY")
+        if chosen and chosen != self.api_key_path.read_text().strip():
+            fd = os.open(self.api_key_path, os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(chosen)
         return self.token_path
 
     def processes(self) -> list[psutil.Process]:

@@ -20,6 +20,10 @@ def test_up_makes_an_api_key_the_clusters_processes_get(tmp_path, monkeypatch):
     assert cluster.node_env()["ONPREM_API_KEY"] == key.read_text()
     monkeypatch.setenv("ONPREM_API_KEY", "chosen-by-the-operator")
     assert cluster.node_env()["ONPREM_API_KEY"] == "chosen-by-the-operator"
+    # ... and becomes the file's at `up`: `cluster env` then gives clients the key the cluster
+    # has (a key left in the shell by another cluster answered 401 before)
+    cluster.ensure_token()
+    assert key.read_text() == "chosen-by-the-operator" and key.stat().st_mode & 0o777 == 0o600
 
 
 def test_cluster_env_gives_a_shell_the_api_key_without_printing_it(tmp_path):
