@@ -92,6 +92,15 @@ class Engine(BaseModel):
         tp = int(self.engine_kwargs.get("tensor_parallel_size", 1))
         return placement(self.cpus, self.gpus, tp)
 
+    def batch_settings(self) -> dict[str, Any]:
+        """What ``jobs.eval.generate.run_batch`` takes as ``engine``."""
+        return {
+            "engine_kwargs": self.engine_kwargs,
+            "placement_group_config": self.placement(),
+            "replicas": self.replicas,
+            "batch_size": self.batch_size,
+        }
+
 
 # A share of answers, 0..1; None leaves that threshold unjudged.
 Share = Annotated[float | None, Field(ge=0, le=1)]

@@ -160,12 +160,7 @@ def generate_all(
     for c in cfg.candidates:
         if not c.endpoint and todo[c.name]:
             by_base.setdefault(str(store.resolve(c.model or "")), []).append(c)
-    engine = {
-        "engine_kwargs": cfg.engine.engine_kwargs,
-        "placement_group_config": cfg.engine.placement(),
-        "replicas": cfg.engine.replicas,
-        "batch_size": cfg.engine.batch_size,
-    }
+    engine = cfg.engine.batch_settings()
     for base, cands in by_base.items():
         lanes = [
             Lane(c.name, str(store.resolve_adapter(c.adapter)) if c.adapter else base)

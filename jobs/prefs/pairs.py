@@ -64,10 +64,9 @@ def answer(model_dir: str, drawn: list[tuple[str, Example, list[str]]], pairs: P
     """The supervised model's greedy answers, in order."""
     from jobs.eval.generate import Item, Lane, run_batch
 
-    items = [
-        Item(f"{kind}:{ex.line}", kind, ex.prompt, ex.reference, ex.metadata)
-        for kind, ex, _ in drawn
-    ]
+    # No reference: with one, run_batch also scores it (a second pass per prompt for its
+    # log-probabilities), which the pairs never read; make_pairs takes it from the example.
+    items = [Item(f"{kind}:{ex.line}", kind, ex.prompt, None, ex.metadata) for kind, ex, _ in drawn]
     got: dict[str, str] = {}
 
     def keep(_lane: str, rows: list[dict[str, Any]]) -> None:
@@ -75,17 +74,11 @@ def answer(model_dir: str, drawn: list[tuple[str, Example, list[str]]], pairs: P
         if len(got) % 32 == 0 or len(got) == len(items):
             log.info("answered %d/%d training prompts", len(got), len(items))
 
-    engine = {
-        "engine_kwargs": pairs.engine.engine_kwargs,
-        "placement_group_config": pairs.engine.placement(),
-        "replicas": pairs.engine.replicas,
-        "batch_size": pairs.engine.batch_size,
-    }
     run_batch(
         model_dir,
         [Lane("sft", model_dir)],
         items,
-        engine=engine,
+        engine=pairs.engine.batch_settings(),
         max_tokens=pairs.max_tokens,
         on_batch=keep,
     )
